@@ -1,0 +1,140 @@
+// The backward engine: finds the nodes reachable from the roots, counts how many gradients each
+// waits for, then runs them in dependency order (Kahn's algorithm), summing gradients that
+// arrive at one output from several uses. Saved tensors are freed as each node finishes unless
+// retain_graph is set.
+#include <vector>
+
+#include "core/autograd/node.h"
+#include "core/ops/ops.h"
+
+namespace attn {
+
+namespace {
+uint64_t g_epoch = 0;  // marks the nodes of the backward in progress
+}
+
+Tensor SavedTensor::unpack(std::string_view node) const {
+  if (released_) {
+    throw AutogradError(fmt::format(
+        "{}: trying to run backward through the graph a second time, but its saved tensors were "
+        "freed by the first backward; pass retain_graph=true to the first backward",
+        node));
+  }
+  if (saved_ && data_.defined() && data_.version() != version_) {
+    throw AutogradError(fmt::format(
+        "{}: a tensor of shape {} saved for backward was modified by an in-place operation (it is "
+        "at version {}, it was saved at version {})",
+        node, data_.shape(), data_.version(), version_));
+  }
+  return data_;
+}
+
+Edge gradient_edge(const Tensor& t) {
+  if (!t.defined() || !t.impl()->autograd) return {};
+  AutogradMeta& meta = *t.impl()->autograd;
+  if (meta.grad_fn) return {meta.grad_fn, meta.output_nr};
+  if (!meta.requires_grad) return {};
+  std::shared_ptr<Node> acc = meta.grad_accumulator.lock();
+  if (!acc) {
+    acc = std::make_shared<AccumulateGrad>(t.impl_ptr());
+    meta.grad_accumulator = acc;
+  }
+  return {std::move(acc), 0};
+}
+
+void set_history(Tensor& out, const std::shared_ptr<Node>& node, uint32_t output_nr) {
+  AutogradMeta& meta = out.impl()->meta();
+  meta.requires_grad = true;
+  meta.grad_fn = node;
+  meta.output_nr = output_nr;
+}
+
+TensorList AccumulateGrad::apply(TensorList& grads) {
+  Tensor& g = grads[0];
+  if (!g.defined()) return {};
+  AutogradMeta& meta = leaf_->meta();
+  ATTN_ASSERT(g.shape() == leaf_->shape, "gradient of shape {} for a leaf of shape {}", g.shape(),
+              leaf_->shape);
+  if (g.dtype() != leaf_->dtype) g = g.to(leaf_->dtype);
+  if (!meta.grad.defined()) {
+    // Keep the buffer if nothing else can see it; otherwise copy, so that later in-place
+    // accumulation never writes into a tensor shared with another leaf or with the user.
+    const bool exclusive = g.impl_ptr().use_count() == 1 && g.storage().use_count() == 1 &&
+                           g.is_contiguous() && g.offset() == 0;
+    meta.grad = exclusive ? std::move(g) : g.clone();
+  } else {
+    meta.grad.add_(g);
+  }
+  return {};
+}
+
+void run_backward(const TensorList& roots, const TensorList& grads, bool retain_graph) {
+  NoGradGuard no_grad;
+  const uint64_t epoch = ++g_epoch;
+  thread_local std::vector<Node*> stack, ready;
+  stack.clear();
+  ready.clear();
+
+  auto visit = [&](Node* n) {
+    if (n->epoch == epoch) return;
+    n->epoch = epoch;
+    n->pending = 0;
+    n->buffer.clear();
+    n->buffer.resize(n->num_outputs);
+    stack.push_back(n);
+  };
+
+  SmallVector<Edge, 2> root_edges;
+  for (const Tensor& r : roots) {
+    Edge e = gradient_edge(r);
+    ATTN_CHECK(e.fn != nullptr, AutogradError,
+               "backward: tensor of shape {} does not require grad", r.shape());
+    visit(e.fn.get());
+    root_edges.push_back(std::move(e));
+  }
+  // Count, for every reachable node, the edges that will deliver a gradient to it.
+  for (size_t i = 0; i < stack.size(); ++i) {
+    Node* n = stack[i];
+    for (const Edge& e : n->next_edges) {
+      if (!e.fn) continue;
+      visit(e.fn.get());
+      ++e.fn->pending;
+    }
+  }
+  auto accumulate = [](Tensor& slot, Tensor&& g) {
+    if (!slot.defined())
+      slot = std::move(g);
+    else
+      slot = add(slot, g);
+  };
+  for (size_t i = 0; i < root_edges.size(); ++i) {
+    Node* n = root_edges[i].fn.get();
+    accumulate(n->buffer[root_edges[i].input_nr], Tensor(grads[i]));
+  }
+  for (const Edge& e : root_edges) {
+    if (e.fn->pending == 0 && e.fn->epoch == epoch) {
+      e.fn->pending = -1;  // queued
+      ready.push_back(e.fn.get());
+    }
+  }
+
+  while (!ready.empty()) {
+    Node* n = ready.back();
+    ready.pop_back();
+    bool any = false;
+    for (const Tensor& g : n->buffer) any = any || g.defined();
+    TensorList outs;
+    if (any) outs = n->apply(n->buffer);
+    n->buffer.clear();
+    if (!retain_graph) n->release_saved();
+    for (size_t j = 0; j < n->next_edges.size(); ++j) {
+      const Edge& e = n->next_edges[j];
+      if (!e.fn) continue;
+      Node* m = e.fn.get();
+      if (j < outs.size() && outs[j].defined()) accumulate(m->buffer[e.input_nr], std::move(outs[j]));
+      if (--m->pending == 0) ready.push_back(m);
+    }
+  }
+}
+
+}  // namespace attn

@@ -1,0 +1,99 @@
+// The autograd graph. Every differentiable op that sees an input requiring grad creates a Node
+// holding what its backward needs; the output tensor points at the node (grad_fn) and the node
+// points at the nodes of its inputs (next_edges). Leaves end in an AccumulateGrad node.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "core/autograd/grad_mode.h"
+#include "core/small_vector.h"
+#include "core/tensor.h"
+
+namespace attn {
+
+using TensorList = SmallVector<Tensor, 2>;
+
+struct Edge {
+  std::shared_ptr<Node> fn;  // null: this input needs no gradient
+  uint32_t input_nr = 0;     // which output of `fn` the input was
+};
+
+class Node {
+ public:
+  virtual ~Node() = default;
+  virtual std::string_view name() const = 0;
+  // `grads` has one entry per forward output (undefined where that output got no gradient);
+  // returns one gradient per next_edge (undefined where none is needed). Runs in no-grad mode.
+  virtual TensorList apply(TensorList& grads) = 0;
+  // Frees what the forward saved; called after a backward without retain_graph.
+  virtual void release_saved() {}
+
+  SmallVector<Edge, 2> next_edges;
+  uint32_t num_outputs = 1;
+
+  // Engine bookkeeping for the backward in progress.
+  int32_t pending = 0;
+  uint64_t epoch = 0;
+  TensorList buffer;  // gradients arriving for each output, summed
+  bool should_compute(size_t input) const { return next_edges[input].fn != nullptr; }
+};
+
+// A tensor saved for backward. It keeps a history-free alias (no reference cycle through the
+// node) and the storage version at save time: unpack() fails if the tensor was changed in place
+// since, or if the graph was already freed by an earlier backward.
+class SavedTensor {
+ public:
+  SavedTensor() = default;
+  explicit SavedTensor(const Tensor& t) : data_(t.defined() ? t.detach() : Tensor()), version_(t.defined() ? t.version() : 0), saved_(true) {}
+  Tensor unpack(std::string_view node) const;
+  void release() { data_ = Tensor(); released_ = true; }
+
+ private:
+  Tensor data_;
+  uint64_t version_ = 0;
+  bool saved_ = false;
+  bool released_ = false;
+};
+
+// Leaves: adds the incoming gradient into tensor.grad.
+class AccumulateGrad final : public Node {
+ public:
+  explicit AccumulateGrad(std::shared_ptr<TensorImpl> leaf) : leaf_(std::move(leaf)) {}
+  std::string_view name() const override { return "AccumulateGrad"; }
+  TensorList apply(TensorList& grads) override;
+  const std::shared_ptr<TensorImpl>& leaf() const { return leaf_; }
+
+ private:
+  std::shared_ptr<TensorImpl> leaf_;
+};
+
+// ---- helpers for ops that record history ----
+
+// Whether an op with these inputs must record a node.
+inline bool needs_grad(const Tensor& a) { return GradMode::is_enabled() && a.defined() && a.requires_grad(); }
+template <typename... Ts>
+bool needs_grad(const Tensor& a, const Ts&... rest) {
+  return needs_grad(a) || (needs_grad(rest) || ...);
+}
+
+// The edge that carries a gradient into `t`: its grad_fn, its accumulator, or nothing.
+Edge gradient_edge(const Tensor& t);
+
+// Creates node N (constructed from args), wires edges to `inputs`, and returns it.
+template <typename N, typename... Args>
+std::shared_ptr<N> make_node(std::initializer_list<const Tensor*> inputs, Args&&... args) {
+  auto node = std::make_shared<N>(std::forward<Args>(args)...);
+  node->next_edges.reserve(inputs.size());
+  for (const Tensor* t : inputs) node->next_edges.push_back(gradient_edge(*t));
+  return node;
+}
+
+// Marks `out` as output `output_nr` of `node`.
+void set_history(Tensor& out, const std::shared_ptr<Node>& node, uint32_t output_nr = 0);
+
+// Runs backward from `roots` (seeded with `grads`) through the graph.
+void run_backward(const TensorList& roots, const TensorList& grads, bool retain_graph);
+
+}  // namespace attn

@@ -1,0 +1,199 @@
+// Matrix products: matmul (numpy semantics, broadcast batch dims), bmm and linear. All go to the
+// backend's bmm kernel, which takes transposed operands as strides rather than copies.
+#include "core/autograd/node.h"
+#include "core/ops/op_utils.h"
+#include "core/ops/ops.h"
+
+namespace attn {
+
+namespace {
+
+// out (B, M, N) = a (Ba, M, K) @ b (Bb, K, N) with Ba, Bb in {1, B}; no autograd.
+Tensor bmm_raw(const Tensor& a, const Tensor& b) {
+  const int64_t B = std::max(a.size(0), b.size(0));
+  const int64_t M = a.size(1), N = b.size(2), K = a.size(2);
+  auto& be = kernels::dispatch("matmul", {&a, &b});
+  if (a.size(0) == B && b.size(0) == 1 && B > 1 && a.stride(0) == M * a.stride(1) && a.stride(2) == 1) {
+    // A shared right operand (a weight): one (B*M, K) @ (K, N) product instead of B small ones.
+    Tensor out = empty(Shape{1, B * M, N}, {a.dtype(), a.device()});
+    be.bmm(out, alias(a, Shape{1, B * M, K}, Strides{0, a.stride(1), 1}, a.offset()), b, false);
+    return alias(out, Shape{B, M, N}, contiguous_strides(Shape{B, M, N}), 0);
+  }
+  Tensor out = empty(Shape{B, M, N}, {a.dtype(), a.device()});
+  be.bmm(out, a, b, false);
+  return out;
+}
+
+struct BmmBackward final : Node {
+  SavedTensor a, b;
+  std::string_view name() const override { return "BmmBackward"; }
+  TensorList apply(TensorList& g) override {
+    Tensor aa = a.unpack(name()), bb = b.unpack(name());
+    const Tensor& gg = g[0];  // (B, M, N)
+    TensorList out(2);
+    if (should_compute(0)) {
+      Tensor ga = bmm_raw(gg, bb.transpose(1, 2));  // (B, M, K)
+      out[0] = sum_to(ga, aa.shape());
+    }
+    if (should_compute(1)) {
+      const int64_t B = gg.size(0), M = gg.size(1), N = gg.size(2), K = aa.size(2);
+      if (bb.size(0) == 1 && B > 1) {
+        // sum_i a_i^T g_i = (a as (B*M, K))^T @ (g as (B*M, N))
+        Tensor a2 = aa.expand(Shape{B, M, K}).contiguous().view(Shape{1, B * M, K});
+        Tensor g2 = gg.contiguous().view(Shape{1, B * M, N});
+        out[1] = bmm_raw(a2.transpose(1, 2), g2);
+      } else {
+        out[1] = sum_to(bmm_raw(aa.transpose(1, 2), gg), bb.shape());
+      }
+    }
+    return out;
+  }
+  void release_saved() override {
+    a.release();
+    b.release();
+  }
+};
+
+// Differentiable 3-d product with batch broadcasting of size-1 batches.
+Tensor bmm_node(const Tensor& a, const Tensor& b) {
+  Tensor out = bmm_raw(a, b);
+  if (needs_grad(a, b)) {
+    auto node = make_node<BmmBackward>({&a, &b});
+    if (needs_grad(b)) node->a = SavedTensor(a);
+    if (needs_grad(a)) node->b = SavedTensor(b);
+    set_history(out, node);
+  }
+  return out;
+}
+
+void check_matmul_dtypes(const Tensor& a, const Tensor& b, std::string_view op) {
+  check_defined(a, op);
+  check_defined(b, op);
+  check_floating(a, op);
+  ATTN_CHECK(a.dtype() == b.dtype(), DTypeError, "{}: dtypes differ ({} and {})", op, a.dtype(), b.dtype());
+}
+
+// (batch..., R, C) as (B, R, C) where B is the product of `batch` (a view when possible).
+Tensor as_batched(const Tensor& t, const Shape& batch) {
+  const int64_t R = t.size(-2), C = t.size(-1);
+  const int64_t tb = t.dim() - 2;
+  bool all_one = true;
+  for (int64_t d = 0; d < tb; ++d) all_one = all_one && t.size(d) == 1;
+  if (all_one) return t.reshape(Shape{1, R, C});
+  Shape full = batch;
+  full.push_back(R);
+  full.push_back(C);
+  return t.expand(full).reshape(Shape{numel_of(batch), R, C});
+}
+
+}  // namespace
+
+Tensor bmm(const Tensor& a, const Tensor& b) {
+  check_matmul_dtypes(a, b, "bmm");
+  ATTN_CHECK(a.dim() == 3 && b.dim() == 3, ShapeError, "bmm: expects 3-d tensors, got shapes {} and {}",
+             a.shape(), b.shape());
+  ATTN_CHECK(a.size(0) == b.size(0) && a.size(2) == b.size(1), ShapeError,
+             "bmm: shapes {} and {} cannot be multiplied", a.shape(), b.shape());
+  return bmm_node(a, b);
+}
+
+Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
+  check_matmul_dtypes(a_in, b_in, "matmul");
+  ATTN_CHECK(a_in.dim() >= 1 && b_in.dim() >= 1, ShapeError,
+             "matmul: both operands need at least one dim, got shapes {} and {}", a_in.shape(),
+             b_in.shape());
+  const bool a_vec = a_in.dim() == 1, b_vec = b_in.dim() == 1;
+  Tensor a = a_vec ? a_in.unsqueeze(0) : a_in;   // (1, K)
+  Tensor b = b_vec ? b_in.unsqueeze(-1) : b_in;  // (K, 1)
+  const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
+  ATTN_CHECK(b.size(-2) == K, ShapeError,
+             "matmul: shapes {} and {} cannot be multiplied ({} columns vs {} rows)", a_in.shape(),
+             b_in.shape(), K, b.size(-2));
+  Shape a_batch(a.shape().begin(), a.shape().end() - 2);
+  Shape b_batch(b.shape().begin(), b.shape().end() - 2);
+  Shape batch = broadcast_shapes(a_batch, b_batch, "matmul");
+  Tensor out = bmm_node(as_batched(a, batch), as_batched(b, batch));  // (B, M, N)
+  Shape out_shape = batch;
+  if (!a_vec) out_shape.push_back(M);
+  if (!b_vec) out_shape.push_back(N);
+  return out.reshape(out_shape);
+}
+
+// ------------------------------------------------------------------ linear
+
+namespace {
+
+struct LinearBackward final : Node {
+  SavedTensor x2, weight;  // x as (N, in); weight (out, in)
+  Shape x_shape;
+  std::string_view name() const override { return "LinearBackward"; }
+  TensorList apply(TensorList& g) override {
+    const int64_t out_f = g[0].size(-1);
+    Tensor g2 = g[0].reshape(Shape{-1, out_f});  // (N, out)
+    const int64_t N = g2.size(0);
+    auto& be = kernels::backend(g2.device());
+    TensorList out(next_edges.size());
+    if (should_compute(0)) {
+      Tensor w = weight.unpack(name());
+      const int64_t in_f = w.size(1);
+      Tensor gx = empty(Shape{1, N, in_f}, {g2.dtype(), g2.device()});
+      be.bmm(gx, g2.unsqueeze(0), w.unsqueeze(0), false);  // (N, out) @ (out, in)
+      out[0] = alias(gx, x_shape, contiguous_strides(x_shape), 0);
+    }
+    if (should_compute(1)) {
+      Tensor x = x2.unpack(name());
+      const int64_t in_f = x.size(1);
+      Tensor gw = empty(Shape{1, out_f, in_f}, {g2.dtype(), g2.device()});
+      be.bmm(gw, g2.t().unsqueeze(0), x.unsqueeze(0), false);  // (out, N) @ (N, in)
+      out[1] = alias(gw, Shape{out_f, in_f}, Strides{in_f, 1}, 0);
+    }
+    if (next_edges.size() > 2 && should_compute(2)) out[2] = sum(g2, Shape{0}, false);
+    return out;
+  }
+  void release_saved() override {
+    x2.release();
+    weight.release();
+  }
+};
+
+}  // namespace
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  check_matmul_dtypes(x, weight, "linear");
+  ATTN_CHECK(weight.dim() == 2, ShapeError, "linear: weight must be (out, in), got shape {}", weight.shape());
+  ATTN_CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1), ShapeError,
+             "linear: input of shape {} does not match weight of shape {} (expects last dim {})",
+             x.shape(), weight.shape(), weight.size(1));
+  const int64_t out_f = weight.size(0), in_f = weight.size(1);
+  if (bias.defined()) {
+    ATTN_CHECK(bias.dim() == 1 && bias.size(0) == out_f, ShapeError,
+               "linear: bias of shape {} does not match weight of shape {}", bias.shape(), weight.shape());
+    ATTN_CHECK(bias.dtype() == x.dtype(), DTypeError, "linear: bias is {}, input is {}", bias.dtype(), x.dtype());
+  }
+  auto& be = kernels::dispatch("linear", {&x, &weight, &bias});
+  Tensor x2;
+  {
+    NoGradGuard g;  // the node below records the whole op
+    x2 = x.reshape(Shape{-1, in_f});
+  }
+  const int64_t N = x2.size(0);
+  Shape out_shape = x.shape();
+  out_shape.back() = out_f;
+  Tensor out = empty(out_shape, {x.dtype(), x.device()});
+  Tensor out3 = alias(out, Shape{1, N, out_f}, Strides{0, out_f, 1}, 0);
+  if (bias.defined()) be.copy(out3, bias);  // rows start as the bias, the product adds on
+  // weight^T as a (in, out) view with strides (1, in): BLAS reads it with a transpose flag.
+  be.bmm(out3, x2.unsqueeze(0), alias(weight, Shape{1, in_f, out_f}, Strides{0, weight.stride(1), weight.stride(0)}, weight.offset()),
+         bias.defined());
+  if (needs_grad(x, weight, bias)) {
+    auto node = bias.defined() ? make_node<LinearBackward>({&x, &weight, &bias})
+                               : make_node<LinearBackward>({&x, &weight});
+    if (needs_grad(weight)) node->x2 = SavedTensor(x2);
+    if (needs_grad(x)) node->weight = SavedTensor(weight);
+    node->x_shape = x.shape();
+    set_history(out, node);
+  }
+  return out;
+}
+
+}  // namespace attn

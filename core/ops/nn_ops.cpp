@@ -1,0 +1,176 @@
+// Neural-network ops: embedding lookup, dropout, nll_loss and cross_entropy.
+#include "core/autograd/node.h"
+#include "core/ops/op_utils.h"
+#include "core/ops/ops.h"
+
+namespace attn {
+
+// ------------------------------------------------------------------ embedding
+
+namespace {
+
+struct EmbeddingBackward final : Node {
+  SavedTensor indices;  // flat (N)
+  int64_t num_rows = 0, padding_idx = -1;
+  std::string_view name() const override { return "EmbeddingBackward"; }
+  TensorList apply(TensorList& g) override {
+    Tensor idx = indices.unpack(name());
+    const int64_t D = g[0].size(-1);
+    Tensor g2 = g[0].reshape(Shape{-1, D});
+    Tensor gw = zeros(Shape{num_rows, D}, {g2.dtype(), g2.device()});
+    kernels::dispatch(name(), {&gw, &idx, &g2}).index_add(gw, idx, g2);
+    if (padding_idx >= 0) gw.select(0, padding_idx).zero_();
+    TensorList out(1);
+    out[0] = gw;
+    return out;
+  }
+  void release_saved() override { indices.release(); }
+};
+
+}  // namespace
+
+Tensor embedding(const Tensor& weight, const Tensor& indices, int64_t padding_idx) {
+  check_defined(weight, "embedding");
+  check_defined(indices, "embedding");
+  ATTN_CHECK(weight.dim() == 2, ShapeError, "embedding: weight must be (num_embeddings, dim), got shape {}",
+             weight.shape());
+  ATTN_CHECK(indices.dtype() == DType::Int64, DTypeError,
+             "embedding: indices must be int64, got {} (shape {})", indices.dtype(), indices.shape());
+  const int64_t V = weight.size(0), D = weight.size(1);
+  ATTN_CHECK(padding_idx < V, IndexError, "embedding: padding_idx {} out of range for {} rows",
+             padding_idx, V);
+  auto& be = kernels::dispatch("embedding", {&weight, &indices});
+  Tensor flat = indices.reshape(Shape{-1});
+  const int64_t N = flat.size(0);
+  Tensor out2 = empty(Shape{N, D}, {weight.dtype(), weight.device()});
+  if (N > 0) be.index_select(out2, weight, flat);
+  Shape out_shape = indices.shape();
+  out_shape.push_back(D);
+  Tensor out = alias(out2, out_shape, contiguous_strides(out_shape), 0);
+  if (needs_grad(weight)) {
+    auto node = make_node<EmbeddingBackward>({&weight});
+    node->indices = SavedTensor(flat);
+    node->num_rows = V;
+    node->padding_idx = padding_idx;
+    set_history(out, node);
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ dropout
+
+namespace {
+
+struct DropoutBackward final : Node {
+  SavedTensor mask;
+  std::string_view name() const override { return "DropoutBackward"; }
+  TensorList apply(TensorList& g) override {
+    TensorList out(1);
+    out[0] = mul(g[0], mask.unpack(name()));
+    return out;
+  }
+  void release_saved() override { mask.release(); }
+};
+
+}  // namespace
+
+Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
+  check_defined(x, "dropout");
+  ATTN_CHECK(p >= 0.0 && p <= 1.0, ValueError, "dropout: probability must be in [0, 1], got {}", p);
+  if (!training || p == 0.0) return x;
+  check_floating(x, "dropout");
+  Tensor mask = empty(x.shape(), {x.dtype(), x.device()});
+  const uint64_t offset = gen.reserve(static_cast<uint64_t>(x.numel()));
+  auto& be = kernels::backend(x.device());
+  be.dropout_mask(mask, gen.seed(), offset, p);
+  Tensor out = binary_out(kernels::BinaryOp::Mul, x, mask);
+  if (needs_grad(x)) {
+    auto node = make_node<DropoutBackward>({&x});
+    node->mask = SavedTensor(mask);
+    set_history(out, node);
+  }
+  return out;
+}
+
+Tensor dropout(const Tensor& x, double p, bool training) {
+  return dropout(x, p, training, default_generator());
+}
+
+// ------------------------------------------------------------------ nll_loss / cross_entropy
+
+namespace {
+
+struct NllLossBackward final : Node {
+  SavedTensor target, count;  // count: number of counted targets (mean only)
+  int64_t ignore_index = -100, num_classes = 0;
+  Reduction reduction = Reduction::Mean;
+  std::string_view name() const override { return "NllLossBackward"; }
+  TensorList apply(TensorList& g) override {
+    Tensor t = target.unpack(name());
+    const int64_t N = t.size(0);
+    Tensor grad_losses = g[0];
+    if (reduction == Reduction::Mean) grad_losses = div(grad_losses, count.unpack(name()));
+    if (reduction != Reduction::None) grad_losses = grad_losses.reshape(Shape{1}).expand(Shape{N});
+    Tensor gl = zeros(Shape{N, num_classes}, {grad_losses.dtype(), grad_losses.device()});
+    kernels::dispatch(name(), {&gl, &grad_losses, &t}).nll_loss_backward(gl, grad_losses, t, ignore_index);
+    TensorList out(1);
+    out[0] = gl;
+    return out;
+  }
+  void release_saved() override {
+    target.release();
+    count.release();
+  }
+};
+
+}  // namespace
+
+Tensor nll_loss(const Tensor& logp, const Tensor& target, int64_t ignore_index, Reduction reduction) {
+  check_defined(logp, "nll_loss");
+  check_defined(target, "nll_loss");
+  check_floating(logp, "nll_loss");
+  ATTN_CHECK(logp.dim() == 2, ShapeError, "nll_loss: log-probabilities must be (N, C), got shape {}",
+             logp.shape());
+  ATTN_CHECK(target.dtype() == DType::Int64, DTypeError, "nll_loss: target must be int64, got {}",
+             target.dtype());
+  ATTN_CHECK(target.dim() == 1 && target.size(0) == logp.size(0), ShapeError,
+             "nll_loss: target of shape {} does not match log-probabilities of shape {}",
+             target.shape(), logp.shape());
+  auto& be = kernels::dispatch("nll_loss", {&logp, &target});
+  const int64_t N = logp.size(0);
+  Tensor losses = empty(Shape{N}, {logp.dtype(), logp.device()});
+  be.nll_loss(losses, logp, target, ignore_index);
+  Tensor out, count;
+  {
+    NoGradGuard g;
+    if (reduction == Reduction::None) {
+      out = losses;
+    } else {
+      out = sum(losses);
+      if (reduction == Reduction::Mean) {
+        count = sum(ne(target, static_cast<double>(ignore_index)).to(logp.dtype()));
+        out = div(out, count);
+      }
+    }
+  }
+  if (needs_grad(logp)) {
+    auto node = make_node<NllLossBackward>({&logp});
+    node->target = SavedTensor(target);
+    if (count.defined()) node->count = SavedTensor(count);
+    node->ignore_index = ignore_index;
+    node->num_classes = logp.size(1);
+    node->reduction = reduction;
+    set_history(out, node);
+  }
+  return out;
+}
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index,
+                     Reduction reduction) {
+  check_defined(logits, "cross_entropy");
+  ATTN_CHECK(logits.dim() == 2, ShapeError, "cross_entropy: logits must be (N, C), got shape {}",
+             logits.shape());
+  return nll_loss(log_softmax(logits, 1), target, ignore_index, reduction);
+}
+
+}  // namespace attn

@@ -1,0 +1,40 @@
+// Helpers shared by the op implementations (not part of the public API).
+#pragma once
+
+#include <string_view>
+
+#include "core/tensor.h"
+#include "kernels/backend.h"
+
+namespace attn {
+
+inline void check_defined(const Tensor& t, std::string_view op) {
+  ATTN_CHECK(t.defined(), ValueError, "{}: got an undefined tensor", op);
+}
+
+inline void check_floating(const Tensor& t, std::string_view op) {
+  ATTN_CHECK(is_floating(t.dtype()), DTypeError, "{}: expects a float32 or float64 tensor, got {} (shape {})",
+             op, t.dtype(), t.shape());
+}
+
+// New output of a binary / unary kernel, with broadcasting; no autograd.
+Tensor binary_out(kernels::BinaryOp op, const Tensor& a, const Tensor& b);
+Tensor unary_out(kernels::UnaryOp op, const Tensor& x, double scalar);
+
+// The keepdim-shaped sum of x over `dims` (no autograd, used by backward rules too).
+Tensor sum_keepdim(const Tensor& x, const Shape& dims);
+
+}  // namespace attn
+
+namespace attn {
+
+// A new tensor over base's storage with the given geometry, without autograd history.
+inline Tensor alias(const Tensor& base, Shape shape, Strides strides, int64_t offset) {
+  return Tensor(std::make_shared<TensorImpl>(base.storage(), std::move(shape), std::move(strides),
+                                             offset, base.dtype()));
+}
+
+// Sorted, unique, wrapped dims; an empty list means all dims.
+Shape normalize_dims(const Shape& dims, int64_t rank, std::string_view op);
+
+}  // namespace attn

@@ -1,0 +1,178 @@
+#include "core/optim/optimizer.h"
+
+#include <cmath>
+
+#include "core/autograd/grad_mode.h"
+#include "core/ops/ops.h"
+
+namespace attn::optim {
+
+namespace {
+
+void check_grad(const Tensor& p, const Tensor& g, size_t i) {
+  ATTN_CHECK(g.shape() == p.shape() && g.dtype() == p.dtype() && g.device() == p.device(),
+             ShapeError, "optimizer: parameter {} is {} {} on {}, its gradient {} {} on {}", i,
+             p.dtype(), p.shape(), p.device(), g.dtype(), g.shape(), g.device());
+  ATTN_CHECK(p.is_contiguous(), ValueError, "optimizer: parameter {} (shape {}) is not contiguous", i,
+             p.shape());
+}
+
+const Tensor* find_slot(const std::vector<std::pair<std::string, Tensor>>& state, const std::string& name) {
+  for (const auto& [n, t] : state) {
+    if (n == name) return &t;
+  }
+  return nullptr;
+}
+
+// Copies a saved slot into the live state tensor (allocating it like the parameter).
+void restore(const std::vector<std::pair<std::string, Tensor>>& state, const std::string& name,
+             const Tensor& param, Tensor& slot, bool required) {
+  const Tensor* saved = find_slot(state, name);
+  if (!saved) {
+    ATTN_CHECK(!required, ValueError, "optimizer state: slot '{}' is missing", name);
+    slot = Tensor();
+    return;
+  }
+  ATTN_CHECK(saved->shape() == param.shape(), ShapeError,
+             "optimizer state: slot '{}' has shape {}, its parameter has shape {}", name,
+             saved->shape(), param.shape());
+  slot = empty(param.shape(), {param.dtype(), param.device()});
+  NoGradGuard g;
+  slot.copy_(*saved);
+}
+
+}  // namespace
+
+Optimizer::Optimizer(std::vector<Tensor> params) : params_(std::move(params)) {
+  for (size_t i = 0; i < params_.size(); ++i) {
+    ATTN_CHECK(params_[i].defined() && params_[i].is_leaf(), ValueError,
+               "optimizer: parameter {} must be a defined leaf tensor", i);
+  }
+}
+
+void Optimizer::zero_grad() {
+  for (Tensor& p : params_) p.set_grad(Tensor());
+}
+
+// ------------------------------------------------------------------ SGD
+
+SGD::SGD(std::vector<Tensor> params, SgdOptions opt)
+    : Optimizer(std::move(params)), opt_(opt), momentum_(params_.size()) {
+  ATTN_CHECK(opt.lr >= 0 && opt.momentum >= 0 && opt.weight_decay >= 0, ValueError,
+             "SGD: lr {}, momentum {} and weight_decay {} must be non-negative", opt.lr, opt.momentum,
+             opt.weight_decay);
+  ATTN_CHECK(!opt.nesterov || (opt.momentum > 0 && opt.dampening == 0), ValueError,
+             "SGD: nesterov needs momentum > 0 and dampening 0");
+}
+
+void SGD::step() {
+  NoGradGuard no_grad;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    Tensor& p = params_[i];
+    const Tensor& g = p.grad();
+    if (!g.defined()) continue;
+    check_grad(p, g, i);
+    Tensor grad = g.contiguous();
+    kernels::SgdConfig cfg{opt_.lr, opt_.momentum, opt_.dampening, opt_.weight_decay, opt_.nesterov,
+                           false};
+    if (opt_.momentum != 0.0 && !momentum_[i].defined()) {
+      momentum_[i] = empty(p.shape(), {p.dtype(), p.device()});
+      cfg.first_step = true;
+    }
+    kernels::dispatch("sgd", {&p, &grad}).sgd_step(p, grad, momentum_[i], cfg);
+    p.storage()->bump_version();
+  }
+}
+
+std::vector<std::pair<std::string, Tensor>> SGD::state() const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (size_t i = 0; i < momentum_.size(); ++i) {
+    if (momentum_[i].defined()) out.emplace_back(fmt::format("{}.momentum_buffer", i), momentum_[i]);
+  }
+  return out;
+}
+
+void SGD::load_state(const std::vector<std::pair<std::string, Tensor>>& state) {
+  for (size_t i = 0; i < params_.size(); ++i)
+    restore(state, fmt::format("{}.momentum_buffer", i), params_[i], momentum_[i], false);
+}
+
+// ------------------------------------------------------------------ Adam
+
+Adam::Adam(std::vector<Tensor> params, AdamOptions opt)
+    : Optimizer(std::move(params)), opt_(opt), exp_avg_(params_.size()), exp_avg_sq_(params_.size()),
+      steps_(params_.size(), 0) {
+  ATTN_CHECK(opt.lr >= 0 && opt.eps >= 0 && opt.weight_decay >= 0, ValueError,
+             "Adam: lr {}, eps {} and weight_decay {} must be non-negative", opt.lr, opt.eps,
+             opt.weight_decay);
+  ATTN_CHECK(opt.beta1 >= 0 && opt.beta1 < 1 && opt.beta2 >= 0 && opt.beta2 < 1, ValueError,
+             "Adam: betas must be in [0, 1), got ({}, {})", opt.beta1, opt.beta2);
+}
+
+void Adam::step() {
+  NoGradGuard no_grad;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    Tensor& p = params_[i];
+    const Tensor& g = p.grad();
+    if (!g.defined()) continue;
+    check_grad(p, g, i);
+    Tensor grad = g.contiguous();
+    if (!exp_avg_[i].defined()) {
+      exp_avg_[i] = zeros(p.shape(), {p.dtype(), p.device()});
+      exp_avg_sq_[i] = zeros(p.shape(), {p.dtype(), p.device()});
+    }
+    kernels::AdamConfig cfg{opt_.lr, opt_.beta1, opt_.beta2, opt_.eps, opt_.weight_decay,
+                            opt_.decoupled_weight_decay, ++steps_[i]};
+    kernels::dispatch("adam", {&p, &grad}).adam_step(p, grad, exp_avg_[i], exp_avg_sq_[i], cfg);
+    p.storage()->bump_version();
+  }
+}
+
+std::vector<std::pair<std::string, Tensor>> Adam::state() const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (!exp_avg_[i].defined()) continue;
+    out.emplace_back(fmt::format("{}.exp_avg", i), exp_avg_[i]);
+    out.emplace_back(fmt::format("{}.exp_avg_sq", i), exp_avg_sq_[i]);
+    out.emplace_back(fmt::format("{}.step", i),
+                     from_vector(std::vector<int64_t>{steps_[i]}, Shape{}));
+  }
+  return out;
+}
+
+void Adam::load_state(const std::vector<std::pair<std::string, Tensor>>& state) {
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const std::string step_name = fmt::format("{}.step", i);
+    const Tensor* step = find_slot(state, step_name);
+    restore(state, fmt::format("{}.exp_avg", i), params_[i], exp_avg_[i], step != nullptr);
+    restore(state, fmt::format("{}.exp_avg_sq", i), params_[i], exp_avg_sq_[i], step != nullptr);
+    steps_[i] = step ? step->item<int64_t>() : 0;
+  }
+}
+
+// ------------------------------------------------------------------ clipping
+
+double clip_grad_norm_(const std::vector<Tensor>& params, double max_norm) {
+  NoGradGuard no_grad;
+  Tensor total;
+  for (const Tensor& p : params) {
+    const Tensor& g = p.grad();
+    if (!g.defined()) continue;
+    Tensor sq = sum(square(g.to(DType::Float64)));
+    total = total.defined() ? add(total, sq.to(total.device())) : sq;
+  }
+  if (!total.defined()) return 0.0;
+  const double norm = std::sqrt(total.item<double>());
+  const double coef = max_norm / (norm + 1e-6);
+  if (coef < 1.0) {
+    for (const Tensor& p : params) {
+      if (p.grad().defined()) {
+        Tensor g = p.grad();
+        g.mul_(coef);
+      }
+    }
+  }
+  return norm;
+}
+
+}  // namespace attn::optim

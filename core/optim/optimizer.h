@@ -1,0 +1,77 @@
+// Optimizers with PyTorch's update formulas (torch.optim.SGD, Adam, AdamW) and gradient-norm
+// clipping (torch.nn.utils.clip_grad_norm_). Each update is one fused backend kernel per
+// parameter. Parameters without a gradient are skipped, as in PyTorch.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/tensor.h"
+#include "kernels/backend.h"
+
+namespace attn::optim {
+
+class Optimizer {
+ public:
+  explicit Optimizer(std::vector<Tensor> params);
+  virtual ~Optimizer() = default;
+  virtual void step() = 0;
+  void zero_grad();  // drops the gradients (set to none)
+  const std::vector<Tensor>& params() const { return params_; }
+  virtual double lr() const = 0;
+  virtual void set_lr(double lr) = 0;
+  // Every state tensor with a stable name ("<param index>.<slot>"), for checkpoints.
+  virtual std::vector<std::pair<std::string, Tensor>> state() const = 0;
+  // Restores a state saved by state(); ValueError naming a missing or mis-shaped slot.
+  virtual void load_state(const std::vector<std::pair<std::string, Tensor>>& state) = 0;
+
+ protected:
+  std::vector<Tensor> params_;
+};
+
+struct SgdOptions {
+  double lr = 0.01, momentum = 0.0, dampening = 0.0, weight_decay = 0.0;
+  bool nesterov = false;
+};
+
+class SGD final : public Optimizer {
+ public:
+  SGD(std::vector<Tensor> params, SgdOptions opt);
+  void step() override;
+  double lr() const override { return opt_.lr; }
+  void set_lr(double lr) override { opt_.lr = lr; }
+  std::vector<std::pair<std::string, Tensor>> state() const override;
+  void load_state(const std::vector<std::pair<std::string, Tensor>>& state) override;
+
+ private:
+  SgdOptions opt_;
+  std::vector<Tensor> momentum_;  // undefined until a param's first step
+};
+
+struct AdamOptions {
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  bool decoupled_weight_decay = false;  // true: AdamW
+};
+
+class Adam final : public Optimizer {
+ public:
+  Adam(std::vector<Tensor> params, AdamOptions opt);
+  void step() override;
+  double lr() const override { return opt_.lr; }
+  void set_lr(double lr) override { opt_.lr = lr; }
+  std::vector<std::pair<std::string, Tensor>> state() const override;
+  void load_state(const std::vector<std::pair<std::string, Tensor>>& state) override;
+  int64_t steps(size_t param) const { return steps_[param]; }
+
+ private:
+  AdamOptions opt_;
+  std::vector<Tensor> exp_avg_, exp_avg_sq_;
+  std::vector<int64_t> steps_;
+};
+
+// Scales all gradients so that their joint L2 norm is at most max_norm; returns the norm before
+// clipping. Same formula as PyTorch: coef = min(1, max_norm / (norm + 1e-6)).
+double clip_grad_norm_(const std::vector<Tensor>& params, double max_norm);
+
+}  // namespace attn::optim

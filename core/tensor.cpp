@@ -1,0 +1,370 @@
+// Tensor metadata, creation, host access, in-place writes, autograd accessors and printing.
+// Differentiable methods (views, clone, to) live with the ops in core/ops/.
+#include "core/tensor.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "core/autograd/node.h"
+#include "core/random.h"
+#include "kernels/backend.h"
+
+namespace attn {
+
+// ---------------------------------------------------------------- metadata
+
+int64_t Tensor::size(int64_t d) const { return shape()[wrap_dim(d, dim(), "size")]; }
+int64_t Tensor::stride(int64_t d) const { return strides()[wrap_dim(d, dim(), "stride")]; }
+
+bool Tensor::is_contiguous() const {
+  int64_t expected = 1;
+  const Shape& s = shape();
+  const Strides& st = strides();
+  for (size_t i = s.size(); i-- > 0;) {
+    if (s[i] == 1) continue;
+    if (st[i] != expected) return false;
+    expected *= s[i];
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------- creation
+
+Tensor empty(const Shape& shape, Options opt) {
+  for (int64_t d : shape) {
+    ATTN_CHECK(d >= 0, ShapeError, "empty: negative dimension in shape {}", shape);
+  }
+  const size_t nbytes = static_cast<size_t>(numel_of(shape)) * dtype_size(opt.dtype);
+  auto storage = std::make_shared<Storage>(nbytes, opt.device);
+  return Tensor(std::make_shared<TensorImpl>(std::move(storage), shape, contiguous_strides(shape),
+                                             0, opt.dtype));
+}
+
+Tensor empty_strided(const Shape& shape, const Strides& strides, Options opt) {
+  ATTN_CHECK(shape.size() == strides.size(), ShapeError,
+             "empty_strided: shape {} and strides {} differ in rank", shape, strides);
+  int64_t extent = 1;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    ATTN_CHECK(shape[i] >= 0 && strides[i] >= 0, ShapeError,
+               "empty_strided: bad shape {} / strides {}", shape, strides);
+    if (shape[i] == 0) extent = 0;
+    if (extent) extent += (shape[i] - 1) * strides[i];
+  }
+  auto storage = std::make_shared<Storage>(static_cast<size_t>(extent) * dtype_size(opt.dtype), opt.device);
+  return Tensor(std::make_shared<TensorImpl>(std::move(storage), shape, strides, 0, opt.dtype));
+}
+
+Tensor from_blob(void* data, const Shape& shape, DType dtype, Device device,
+                 std::function<void(void*)> release) {
+  const size_t nbytes = static_cast<size_t>(numel_of(shape)) * dtype_size(dtype);
+  auto storage = std::make_shared<Storage>(data, nbytes, device, std::move(release));
+  return Tensor(std::make_shared<TensorImpl>(std::move(storage), shape, contiguous_strides(shape), 0, dtype));
+}
+
+Tensor full(const Shape& shape, double value, Options opt) {
+  Tensor t = empty(shape, opt);
+  kernels::backend(opt.device).fill(t, value);
+  return t;
+}
+Tensor zeros(const Shape& shape, Options opt) { return full(shape, 0.0, opt); }
+Tensor ones(const Shape& shape, Options opt) { return full(shape, 1.0, opt); }
+Tensor empty_like(const Tensor& t) { return empty(t.shape(), {t.dtype(), t.device()}); }
+Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), {t.dtype(), t.device()}); }
+Tensor ones_like(const Tensor& t) { return ones(t.shape(), {t.dtype(), t.device()}); }
+Tensor full_like(const Tensor& t, double value) {
+  return full(t.shape(), value, {t.dtype(), t.device()});
+}
+Tensor scalar_tensor(double value, Options opt) { return full(Shape{}, value, opt); }
+
+Tensor arange(int64_t end, Options opt) { return arange(0.0, static_cast<double>(end), 1.0, opt); }
+
+Tensor arange(double start, double end, double step, Options opt) {
+  ATTN_CHECK(step != 0.0, ValueError, "arange: step must be non-zero");
+  const auto n = static_cast<int64_t>(std::max(0.0, std::ceil((end - start) / step)));
+  Tensor host = empty(Shape{n}, {opt.dtype, kCPU});
+  dispatch_numeric(opt.dtype, "arange", [&](auto tag) {
+    using T = decltype(tag);
+    T* p = host.data<T>();
+    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<T>(start + static_cast<double>(i) * step);
+  });
+  return host.to(opt.device);
+}
+
+template <typename T>
+Tensor from_vector(const std::vector<T>& values, const Shape& shape, Device device) {
+  ATTN_CHECK(static_cast<int64_t>(values.size()) == numel_of(shape), ShapeError,
+             "from_vector: {} values do not fill shape {}", values.size(), shape);
+  Tensor host = empty(shape, {dtype_of<T>::value, kCPU});
+  if constexpr (std::is_same_v<T, bool>) {
+    auto* p = static_cast<bool*>(host.raw_data());
+    for (size_t i = 0; i < values.size(); ++i) p[i] = values[i];
+  } else if (!values.empty()) {
+    std::memcpy(host.raw_data(), values.data(), values.size() * sizeof(T));
+  }
+  return host.to(device);
+}
+template Tensor from_vector<float>(const std::vector<float>&, const Shape&, Device);
+template Tensor from_vector<double>(const std::vector<double>&, const Shape&, Device);
+template Tensor from_vector<int64_t>(const std::vector<int64_t>&, const Shape&, Device);
+template Tensor from_vector<bool>(const std::vector<bool>&, const Shape&, Device);
+
+Tensor uniform(const Shape& shape, double low, double high, Generator& gen, Options opt) {
+  Tensor t = empty(shape, opt);
+  uint64_t offset = gen.reserve(static_cast<uint64_t>(t.numel()));
+  kernels::backend(opt.device).random_uniform(t, gen.seed(), offset, low, high);
+  return t;
+}
+
+Tensor normal(const Shape& shape, double mean, double std, Generator& gen, Options opt) {
+  Tensor t = empty(shape, opt);
+  // Box-Muller uses words in pairs: an odd count still consumes the pair's second word.
+  uint64_t offset = gen.reserve(static_cast<uint64_t>(t.numel() + 1) & ~uint64_t{1});
+  kernels::backend(opt.device).random_normal(t, gen.seed(), offset, mean, std);
+  return t;
+}
+
+Tensor uniform(const Shape& shape, double low, double high, Options opt) {
+  return uniform(shape, low, high, default_generator(), opt);
+}
+Tensor normal(const Shape& shape, double mean, double std, Options opt) {
+  return normal(shape, mean, std, default_generator(), opt);
+}
+
+// ---------------------------------------------------------------- host access
+
+template <typename T>
+std::vector<T> Tensor::to_vector() const {
+  ATTN_CHECK(defined(), ValueError, "to_vector on an undefined tensor");
+  NoGradGuard no_grad;
+  Tensor src = *this;
+  if (src.dtype() != dtype_of<T>::value) src = src.to(dtype_of<T>::value);
+  src = src.contiguous();
+  std::vector<T> out(static_cast<size_t>(src.numel()));
+  if constexpr (std::is_same_v<T, bool>) {
+    if (!src.device().is_cpu()) src = src.to(kCPU);
+    const auto* p = static_cast<const bool*>(src.raw_data());
+    for (size_t i = 0; i < out.size(); ++i) out[i] = p[i];
+  } else if (!out.empty()) {
+    kernels::backend(src.device()).copy_to_host(out.data(), src);
+  }
+  return out;
+}
+template std::vector<float> Tensor::to_vector<float>() const;
+template std::vector<double> Tensor::to_vector<double>() const;
+template std::vector<int64_t> Tensor::to_vector<int64_t>() const;
+template std::vector<bool> Tensor::to_vector<bool>() const;
+
+template <typename T>
+T Tensor::item() const {
+  ATTN_CHECK(defined() && numel() == 1, ValueError,
+             "item: expected a tensor with one element, got shape {}", shape());
+  return to_vector<T>()[0];
+}
+template float Tensor::item<float>() const;
+template double Tensor::item<double>() const;
+template int64_t Tensor::item<int64_t>() const;
+template bool Tensor::item<bool>() const;
+
+// ---------------------------------------------------------------- in-place writes
+
+namespace {
+void check_inplace(const Tensor& t, std::string_view op) {
+  ATTN_CHECK(t.defined(), ValueError, "{}: undefined tensor", op);
+  ATTN_CHECK(!(GradMode::is_enabled() && t.requires_grad()), AutogradError,
+             "{}: in-place write to a tensor of shape {} that requires grad; autograd does not "
+             "record in-place ops: run it inside NoGradGuard or use the out-of-place op",
+             op, t.shape());
+}
+}  // namespace
+
+Tensor& Tensor::fill_(double value) {
+  check_inplace(*this, "fill_");
+  kernels::backend(device()).fill(*this, value);
+  storage()->bump_version();
+  return *this;
+}
+
+Tensor& Tensor::zero_() { return fill_(0.0); }
+
+Tensor& Tensor::copy_(const Tensor& src) {
+  check_inplace(*this, "copy_");
+  broadcast_shapes(shape(), src.shape(), "copy_");  // throws when src cannot fill this
+  ATTN_CHECK(src.dim() <= dim(), ShapeError, "copy_: source of shape {} does not fit into {}",
+             src.shape(), shape());
+  Tensor s = src;
+  if (s.device() != device()) {
+    NoGradGuard g;
+    s = s.to(device());
+  }
+  kernels::backend(device()).copy(*this, s);
+  storage()->bump_version();
+  return *this;
+}
+
+Tensor& Tensor::add_(const Tensor& other, double alpha) {
+  check_inplace(*this, "add_");
+  broadcast_shapes(shape(), other.shape(), "add_");
+  ATTN_CHECK(other.dim() <= dim(), ShapeError, "add_: {} does not broadcast into {}",
+             other.shape(), shape());
+  ATTN_CHECK(other.dtype() == dtype(), DTypeError, "add_: dtypes {} and {} differ", dtype(),
+             other.dtype());
+  auto& be = kernels::dispatch("add_", {this, &other});
+  if (alpha == 1.0) {
+    be.binary(kernels::BinaryOp::Add, *this, *this, other);
+  } else {
+    Tensor scaled = empty(other.shape(), {other.dtype(), other.device()});
+    be.unary(kernels::UnaryOp::MulScalar, scaled, other, alpha);
+    be.binary(kernels::BinaryOp::Add, *this, *this, scaled);
+  }
+  storage()->bump_version();
+  return *this;
+}
+
+Tensor& Tensor::mul_(double value) {
+  check_inplace(*this, "mul_");
+  kernels::backend(device()).unary(kernels::UnaryOp::MulScalar, *this, *this, value);
+  storage()->bump_version();
+  return *this;
+}
+
+Tensor& Tensor::mul_(const Tensor& other) {
+  check_inplace(*this, "mul_");
+  broadcast_shapes(shape(), other.shape(), "mul_");
+  ATTN_CHECK(other.dim() <= dim(), ShapeError, "mul_: {} does not broadcast into {}",
+             other.shape(), shape());
+  kernels::dispatch("mul_", {this, &other}).binary(kernels::BinaryOp::Mul, *this, *this, other);
+  storage()->bump_version();
+  return *this;
+}
+
+Tensor& Tensor::masked_fill_(const Tensor& mask, double value) {
+  check_inplace(*this, "masked_fill_");
+  ATTN_CHECK(mask.dtype() == DType::Bool, DTypeError, "masked_fill_: mask must be bool, got {}",
+             mask.dtype());
+  broadcast_shapes(shape(), mask.shape(), "masked_fill_");
+  kernels::dispatch("masked_fill_", {this, &mask}).masked_fill(*this, *this, mask, value);
+  storage()->bump_version();
+  return *this;
+}
+
+// ---------------------------------------------------------------- autograd accessors
+
+Tensor& Tensor::requires_grad_(bool on) {
+  ATTN_CHECK(!grad_fn(), AutogradError,
+             "requires_grad_: only leaf tensors can change requires_grad (this one is the output "
+             "of {}); use detach()",
+             grad_fn() ? grad_fn()->name() : "");
+  ATTN_CHECK(!on || is_floating(dtype()), DTypeError,
+             "requires_grad_: only floating-point tensors can require gradients, not {}", dtype());
+  if (on || impl_->autograd) impl_->meta().requires_grad = on;
+  return *this;
+}
+
+const Tensor& Tensor::grad() const {
+  static const Tensor undefined;
+  return impl_->autograd ? impl_->autograd->grad : undefined;
+}
+
+void Tensor::set_grad(Tensor g) {
+  if (g.defined()) {
+    ATTN_CHECK(g.shape() == shape(), ShapeError, "set_grad: gradient of shape {} for a tensor of shape {}",
+               g.shape(), shape());
+  }
+  impl_->meta().grad = std::move(g);
+}
+
+const std::shared_ptr<Node>& Tensor::grad_fn() const {
+  static const std::shared_ptr<Node> none;
+  return impl_->autograd ? impl_->autograd->grad_fn : none;
+}
+
+uint32_t Tensor::output_nr() const { return impl_->autograd ? impl_->autograd->output_nr : 0; }
+
+bool Tensor::is_leaf() const { return !grad_fn(); }
+
+void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
+  ATTN_CHECK(requires_grad(), AutogradError,
+             "backward: tensor of shape {} does not require grad and has no grad_fn", shape());
+  Tensor seed = gradient;
+  if (!seed.defined()) {
+    ATTN_CHECK(numel() == 1, AutogradError,
+               "backward: a gradient can be created implicitly only for a tensor with one "
+               "element; this one has shape {}, so pass a gradient of that shape",
+               shape());
+    seed = ones_like(*this);
+  } else {
+    ATTN_CHECK(seed.shape() == shape(), ShapeError,
+               "backward: gradient of shape {} for a tensor of shape {}", seed.shape(), shape());
+  }
+  TensorList roots{*this}, grads{seed};
+  run_backward(roots, grads, retain_graph);
+}
+
+Tensor Tensor::detach() const {
+  return Tensor(std::make_shared<TensorImpl>(impl_->storage, impl_->shape, impl_->strides,
+                                             impl_->offset, impl_->dtype));
+}
+
+// ---------------------------------------------------------------- printing
+
+namespace {
+
+void format_elements(std::string& out, const Tensor& t, const std::vector<double>& vals,
+                     int64_t dim, int64_t base, int indent, int width, bool summarize) {
+  const int64_t n = t.size(dim);
+  const int64_t stride = numel_of(Shape(t.shape().begin() + dim + 1, t.shape().end()));
+  constexpr int64_t kEdge = 3;
+  out += '[';
+  for (int64_t i = 0; i < n; ++i) {
+    if (summarize && n > 2 * kEdge && i == kEdge) {
+      out += dim + 1 == t.dim() ? "..., " : fmt::format("...,\n{:{}}", "", indent + 1);
+      i = n - kEdge;
+    }
+    if (dim + 1 == t.dim()) {
+      double v = vals[static_cast<size_t>(base + i)];
+      if (t.dtype() == DType::Bool)
+        out += fmt::format("{:>{}}", v != 0 ? "True" : "False", width);
+      else if (t.dtype() == DType::Int64)
+        out += fmt::format("{:>{}}", static_cast<int64_t>(v), width);
+      else
+        out += fmt::format("{:>{}.4f}", v, width);
+    } else {
+      format_elements(out, t, vals, dim + 1, base + i * stride, indent + 1, width, summarize);
+    }
+    if (i + 1 < n) out += dim + 1 == t.dim() ? ", " : fmt::format(",\n{:{}}", "", indent + 1);
+  }
+  out += ']';
+}
+
+}  // namespace
+
+std::string Tensor::to_string() const {
+  if (!defined()) return "tensor(undefined)";
+  std::vector<double> vals = numel() > 0 ? to_vector<double>() : std::vector<double>();
+  std::string body;
+  const bool summarize = numel() > 1000;
+  if (dim() == 0) {
+    body = dtype() == DType::Int64 ? fmt::format("{}", static_cast<int64_t>(vals[0]))
+           : dtype() == DType::Bool ? (vals[0] != 0 ? "True" : "False")
+                                    : fmt::format("{:.4f}", vals[0]);
+  } else if (numel() == 0) {
+    body = "[]";
+  } else {
+    int width = 1;
+    for (double v : vals) {
+      std::string s = dtype() == DType::Bool    ? (v != 0 ? "True" : "False")
+                      : dtype() == DType::Int64 ? fmt::format("{}", static_cast<int64_t>(v))
+                                                : fmt::format("{:.4f}", v);
+      width = std::max(width, static_cast<int>(s.size()));
+    }
+    format_elements(body, *this, vals, 0, 0, 7, width, summarize);
+  }
+  std::string extra;
+  if (dtype() != DType::Float32) extra += fmt::format(", dtype={}", dtype());
+  if (!device().is_cpu()) extra += fmt::format(", device={}", device());
+  if (numel() == 0 || summarize) extra += fmt::format(", shape={}", shape());
+  if (requires_grad()) extra += grad_fn() ? fmt::format(", grad_fn=<{}>", grad_fn()->name()) : ", requires_grad=True";
+  return fmt::format("tensor({}{})", body, extra);
+}
+
+}  // namespace attn

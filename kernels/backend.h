@@ -1,0 +1,133 @@
+// The one dispatch point between ops and devices.
+//
+// An op (core/ops/*) checks its arguments, allocates its outputs and calls the kernels of the
+// Backend that owns its tensors' device: kernels/cpu/ implements every method with OpenMP and
+// OpenBLAS, kernels/cuda/ with CUDA kernels and cuBLAS. Kernels never allocate outputs and never
+// touch autograd; they read inputs with any strides (stride 0 = broadcast) and write outputs.
+// Adding a kernel = one pure virtual here, one override per backend, one line in the backend
+// parity test (tests/test_backend_ops.cpp).
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <string_view>
+
+#include "core/tensor.h"
+
+namespace attn::kernels {
+
+enum class UnaryOp : uint8_t {
+  Neg, Exp, Log, Tanh, Sigmoid, Relu, Sqrt, Square, Abs,
+  AddScalar,   // x + s
+  MulScalar,   // x * s
+  RSubScalar,  // s - x
+  DivScalar,   // x / s
+  RDivScalar,  // s / x
+  PowScalar,   // x ^ s
+  // comparisons with a scalar, bool output
+  EqScalar, NeScalar, LtScalar, LeScalar, GtScalar, GeScalar,
+  LogicalNot,  // bool -> bool
+};
+
+enum class BinaryOp : uint8_t {
+  Add, Sub, Mul, Div, Maximum, Minimum,
+  // fused backward rules: (grad, saved) -> grad_in
+  TanhBackward,     // g * (1 - y^2), y = tanh(x)
+  SigmoidBackward,  // g * y * (1 - y), y = sigmoid(x)
+  ReluBackward,     // x > 0 ? g : 0
+  // comparisons, bool output
+  Eq, Ne, Lt, Le, Gt, Ge,
+  LogicalAnd, LogicalOr,  // bool x bool -> bool
+};
+
+bool is_comparison(UnaryOp op);
+bool is_comparison(BinaryOp op);
+std::string_view op_name(UnaryOp op);
+std::string_view op_name(BinaryOp op);
+
+struct SgdConfig {
+  double lr = 0.01, momentum = 0.0, dampening = 0.0, weight_decay = 0.0;
+  bool nesterov = false;
+  bool first_step = true;  // the momentum buffer starts as a copy of the gradient
+};
+
+struct AdamConfig {
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  bool decoupled_weight_decay = false;  // AdamW
+  int64_t step = 1;                     // 1-based step count after this update
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Device device() const = 0;
+
+  // ---- memory ----
+  virtual void fill(const Tensor& out, double value) = 0;
+  // dst = src elementwise; src broadcast to dst's shape; dtypes may differ (cast).
+  virtual void copy(const Tensor& dst, const Tensor& src) = 0;
+  // Contiguous copy between this device and the host (either direction; same dtype and numel).
+  virtual void copy_to_host(void* host_dst, const Tensor& src) = 0;
+  virtual void copy_from_host(const Tensor& dst, const void* host_src) = 0;
+  virtual void synchronize() = 0;
+
+  // ---- elementwise (inputs broadcast to out's shape) ----
+  virtual void unary(UnaryOp op, const Tensor& out, const Tensor& x, double scalar) = 0;
+  virtual void binary(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) = 0;
+  virtual void where(const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b) = 0;
+  virtual void masked_fill(const Tensor& out, const Tensor& x, const Tensor& mask, double value) = 0;
+
+  // ---- reductions ----
+  // out has x's rank; dims where out has size 1 and x does not are summed.
+  virtual void sum(const Tensor& out, const Tensor& x) = 0;
+  // values/indices have x's rank with size 1 at `dim`.
+  virtual void max(const Tensor& values, const Tensor& indices, const Tensor& x, int64_t dim) = 0;
+  virtual void softmax(const Tensor& out, const Tensor& x, int64_t dim, bool log) = 0;
+  virtual void softmax_backward(const Tensor& grad_x, const Tensor& grad_y, const Tensor& y,
+                                int64_t dim, bool log) = 0;
+
+  // ---- matrix products ----
+  // out (B, M, N) = a (B, M, K) @ b (B, K, N) (+ out if accumulate). Any strides: a unit
+  // stride in either of the last two dims is passed to BLAS as a transpose flag, not copied;
+  // a batch stride of 0 broadcasts.
+  virtual void bmm(const Tensor& out, const Tensor& a, const Tensor& b, bool accumulate) = 0;
+
+  // ---- indexing ----
+  // out (N, D) = weight[indices] with weight (V, D), indices (N) int64; IndexError when out of range.
+  virtual void index_select(const Tensor& out, const Tensor& weight, const Tensor& indices) = 0;
+  // grad_weight (V, D) += scatter of grad (N, D) rows at indices (N).
+  virtual void index_add(const Tensor& grad_weight, const Tensor& indices, const Tensor& grad) = 0;
+
+  // ---- random (Philox, stream position `offset` of `seed`; element i takes word offset+i) ----
+  virtual void random_uniform(const Tensor& out, uint64_t seed, uint64_t offset, double low,
+                              double high) = 0;
+  virtual void random_normal(const Tensor& out, uint64_t seed, uint64_t offset, double mean,
+                             double stddev) = 0;
+  // mask = (uniform >= p) / (1 - p), the scaled keep-mask of inverted dropout.
+  virtual void dropout_mask(const Tensor& mask, uint64_t seed, uint64_t offset, double p) = 0;
+
+  // ---- losses ----
+  // losses (N) = -logp[i, target[i]], 0 where target == ignore_index; IndexError out of range.
+  virtual void nll_loss(const Tensor& losses, const Tensor& logp, const Tensor& target,
+                        int64_t ignore_index) = 0;
+  // grad_logp (N, C), zero on entry: grad_logp[i, target[i]] = -grad_losses[i].
+  virtual void nll_loss_backward(const Tensor& grad_logp, const Tensor& grad_losses,
+                                 const Tensor& target, int64_t ignore_index) = 0;
+
+  // ---- optimizers (contiguous tensors of one shape, updated in place) ----
+  virtual void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
+                        const SgdConfig& cfg) = 0;
+  virtual void adam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
+                         const Tensor& exp_avg_sq, const AdamConfig& cfg) = 0;
+};
+
+// The backend of a device; DeviceError when the engine was built without it or no device is
+// present.
+Backend& backend(Device device);
+bool has_backend(DeviceType type);
+
+// The dispatch point: checks that all defined tensors live on one device and returns its
+// backend. Mixed devices are a DeviceError naming the op and the devices.
+Backend& dispatch(std::string_view op, std::initializer_list<const Tensor*> tensors);
+
+}  // namespace attn::kernels

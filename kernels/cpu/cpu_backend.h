@@ -1,0 +1,54 @@
+// The CPU backend: every kernel of kernels/backend.h with OpenMP and OpenBLAS. Its methods are
+// spread over one file per family (elementwise.cpp, reduce.cpp, gemm.cpp, ...).
+#pragma once
+
+#include "kernels/backend.h"
+
+namespace attn::cpu {
+
+class CpuBackend final : public kernels::Backend {
+ public:
+  Device device() const override { return kCPU; }
+
+  void fill(const Tensor& out, double value) override;
+  void copy(const Tensor& dst, const Tensor& src) override;
+  void copy_to_host(void* host_dst, const Tensor& src) override;
+  void copy_from_host(const Tensor& dst, const void* host_src) override;
+  void synchronize() override {}
+
+  void unary(kernels::UnaryOp op, const Tensor& out, const Tensor& x, double scalar) override;
+  void binary(kernels::BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) override;
+  void where(const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b) override;
+  void masked_fill(const Tensor& out, const Tensor& x, const Tensor& mask, double value) override;
+
+  void sum(const Tensor& out, const Tensor& x) override;
+  void max(const Tensor& values, const Tensor& indices, const Tensor& x, int64_t dim) override;
+  void softmax(const Tensor& out, const Tensor& x, int64_t dim, bool log) override;
+  void softmax_backward(const Tensor& grad_x, const Tensor& grad_y, const Tensor& y, int64_t dim,
+                        bool log) override;
+
+  void bmm(const Tensor& out, const Tensor& a, const Tensor& b, bool accumulate) override;
+
+  void index_select(const Tensor& out, const Tensor& weight, const Tensor& indices) override;
+  void index_add(const Tensor& grad_weight, const Tensor& indices, const Tensor& grad) override;
+
+  void random_uniform(const Tensor& out, uint64_t seed, uint64_t offset, double low,
+                      double high) override;
+  void random_normal(const Tensor& out, uint64_t seed, uint64_t offset, double mean,
+                     double stddev) override;
+  void dropout_mask(const Tensor& mask, uint64_t seed, uint64_t offset, double p) override;
+
+  void nll_loss(const Tensor& losses, const Tensor& logp, const Tensor& target,
+                int64_t ignore_index) override;
+  void nll_loss_backward(const Tensor& grad_logp, const Tensor& grad_losses, const Tensor& target,
+                         int64_t ignore_index) override;
+
+  void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
+                const kernels::SgdConfig& cfg) override;
+  void adam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
+                 const Tensor& exp_avg_sq, const kernels::AdamConfig& cfg) override;
+};
+
+CpuBackend& cpu_backend();
+
+}  // namespace attn::cpu

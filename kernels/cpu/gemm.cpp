@@ -1,0 +1,88 @@
+// CPU matrix products through OpenBLAS (CBLAS). Operands are passed with their strides: a
+// matrix whose last or second-to-last dim has unit stride goes to BLAS as it is, with the
+// transpose flag saying which; only a matrix with neither (rare) is copied first.
+#include <cblas.h>
+
+#include <algorithm>
+
+#include "kernels/cpu/cpu_backend.h"
+
+namespace attn::cpu {
+
+namespace {
+
+struct BlasMatrix {
+  CBLAS_TRANSPOSE trans = CblasNoTrans;
+  int64_t ld = 1;
+};
+
+// How BLAS can read a row-major (rows x cols) matrix with element strides (rs, cs), if at all.
+bool blas_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs, BlasMatrix& m) {
+  if ((cols == 1 || cs == 1) && (rows == 1 || rs >= std::max<int64_t>(1, cols))) {
+    m.trans = CblasNoTrans;
+    m.ld = rows == 1 ? std::max<int64_t>(1, cols) : rs;
+    return true;
+  }
+  if ((rows == 1 || rs == 1) && (cols == 1 || cs >= std::max<int64_t>(1, rows))) {
+    m.trans = CblasTrans;  // memory holds the (cols x rows) transpose, row-major
+    m.ld = cols == 1 ? std::max<int64_t>(1, rows) : cs;
+    return true;
+  }
+  return false;
+}
+
+inline void gemm_call(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K,
+                      const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
+                      float* c, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta, tb, static_cast<int>(M), static_cast<int>(N), static_cast<int>(K),
+              1.0f, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta, c,
+              static_cast<int>(ldc));
+}
+inline void gemm_call(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K,
+                      const double* a, int64_t lda, const double* b, int64_t ldb, double beta,
+                      double* c, int64_t ldc) {
+  cblas_dgemm(CblasRowMajor, ta, tb, static_cast<int>(M), static_cast<int>(N), static_cast<int>(K),
+              1.0, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta, c,
+              static_cast<int>(ldc));
+}
+
+}  // namespace
+
+void CpuBackend::bmm(const Tensor& out, const Tensor& a_in, const Tensor& b_in, bool accumulate) {
+  ATTN_ASSERT(out.dim() == 3 && a_in.dim() == 3 && b_in.dim() == 3, "bmm wants 3-d operands");
+  const int64_t B = out.size(0), M = out.size(1), N = out.size(2), K = a_in.size(2);
+  Tensor a = a_in, b = b_in;
+  BlasMatrix ma, mb, mc;
+  if (!blas_layout(M, K, a.stride(1), a.stride(2), ma)) {
+    a = empty(a.shape(), {a.dtype(), kCPU});
+    copy(a, a_in);
+    blas_layout(M, K, a.stride(1), a.stride(2), ma);
+  }
+  if (!blas_layout(K, N, b.stride(1), b.stride(2), mb)) {
+    b = empty(b.shape(), {b.dtype(), kCPU});
+    copy(b, b_in);
+    blas_layout(K, N, b.stride(1), b.stride(2), mb);
+  }
+  const bool out_ok = blas_layout(M, N, out.stride(1), out.stride(2), mc) && mc.trans == CblasNoTrans;
+  ATTN_ASSERT(out_ok, "bmm output must be row-major, strides {}", out.strides());
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    if (!accumulate) fill(out, 0.0);
+    return;
+  }
+  dispatch_float(out.dtype(), "bmm", [&](auto tag) {
+    using T = decltype(tag);
+    const T* ap = a.data<T>();
+    const T* bp = b.data<T>();
+    T* cp = out.data<T>();
+    const T beta = accumulate ? T(1) : T(0);
+    const int64_t sa = a.size(0) == 1 ? 0 : a.stride(0);
+    const int64_t sb = b.size(0) == 1 ? 0 : b.stride(0);
+    for (int64_t i = 0; i < B; ++i) {
+      gemm_call(ma.trans, mb.trans, M, N, K, ap + i * sa, ma.ld, bp + i * sb, mb.ld, beta,
+                cp + i * out.stride(0), mc.ld);
+    }
+  });
+}
+
+}  // namespace attn::cpu
