@@ -40,13 +40,16 @@ class Node {
   bool should_compute(size_t input) const { return next_edges[input].fn != nullptr; }
 };
 
-// A tensor saved for backward. It keeps a history-free alias (no reference cycle through the
-// node) and the storage version at save time: unpack() fails if the tensor was changed in place
-// since, or if the graph was already freed by an earlier backward.
+// A tensor saved for backward, with the storage version at save time: unpack() fails if the
+// tensor was changed in place since, or if the graph was already freed by an earlier backward.
+// An op's own output is saved as a history-free alias (is_output), which avoids the reference
+// cycle output -> node -> output; inputs are kept as they are.
 class SavedTensor {
  public:
   SavedTensor() = default;
-  explicit SavedTensor(const Tensor& t) : data_(t.defined() ? t.detach() : Tensor()), version_(t.defined() ? t.version() : 0), saved_(true) {}
+  explicit SavedTensor(const Tensor& t, bool is_output = false)
+      : data_(!t.defined() ? Tensor() : is_output ? t.detach() : t),
+        version_(t.defined() ? t.version() : 0), saved_(true) {}
   Tensor unpack(std::string_view node) const;
   void release() { data_ = Tensor(); released_ = true; }
 

@@ -296,7 +296,7 @@ Tensor math(UnaryOp op, MathRule rule, const Tensor& x) {
   if (needs_grad(x)) {
     auto node = make_node<MathBackward>({&x}, rule);
     const bool saves_input = rule == MathRule::Log || rule == MathRule::Square;
-    node->saved = SavedTensor(saves_input ? x : y);
+    node->saved = saves_input ? SavedTensor(x) : SavedTensor(y, /*is_output=*/true);
     set_history(y, node);
   }
   return y;

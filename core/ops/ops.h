@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "core/autograd/grad_mode.h"
 #include "core/random.h"
 #include "core/tensor.h"
 

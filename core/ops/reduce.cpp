@@ -201,7 +201,7 @@ Tensor softmax_impl(const Tensor& x, int64_t dim_in, bool log) {
   if (x.numel() > 0) kernels::backend(x.device()).softmax(y, x, dim, log);
   if (needs_grad(x)) {
     auto node = make_node<SoftmaxBackward>({&x});
-    node->y = SavedTensor(y);
+    node->y = SavedTensor(y, /*is_output=*/true);
     node->dim = dim;
     node->log = log;
     set_history(y, node);

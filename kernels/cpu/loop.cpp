@@ -10,6 +10,23 @@ StridedIter make_iter(const Tensor& out, std::initializer_list<const Tensor*> in
   const int rank = static_cast<int>(shape.size());
   it.numel = out.numel();
 
+  // Fast path: every operand contiguous with out's shape, one flat loop.
+  bool flat = out.is_contiguous();
+  for (const Tensor* t : inputs) flat = flat && t->shape() == shape && t->is_contiguous();
+  if (flat) {
+    it.base[0] = static_cast<char*>(out.raw_data());
+    int k = 1;
+    for (const Tensor* t : inputs) it.base[k++] = static_cast<char*>(t->raw_data());
+    if (it.numel != 1) {
+      it.ndim = 1;
+      it.sizes.push_back(it.numel);
+      it.strides[0].push_back(static_cast<int64_t>(dtype_size(out.dtype())));
+      k = 1;
+      for (const Tensor* t : inputs) it.strides[k++].push_back(static_cast<int64_t>(dtype_size(t->dtype())));
+    }
+    return it;
+  }
+
   // Byte strides of every operand over out's shape (right-aligned broadcast).
   SmallVector<int64_t, 6> full[kMaxOperands];
   const Tensor* ops[kMaxOperands] = {&out};

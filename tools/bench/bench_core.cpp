@@ -1,0 +1,82 @@
+// `attn bench core`: the engine's own overheads on the CPU.
+//  - gemm: the translator's classifier, (576 x 512) @ (512 x 10000), through linear() and
+//    matmul() against OpenBLAS sgemm called directly on the same operands, interleaved.
+//  - tiny_op: forward + backward of one op on 1-element tensors, autograd included: the fixed
+//    cost every op pays.
+#include <cblas.h>
+
+#include "core/ops/ops.h"
+#include "tools/bench/harness.h"
+#include "tools/bench/suites.h"
+
+namespace attn::bench {
+
+namespace {
+
+void bench_gemm(Report& rep, const CoreOptions& opt, int64_t M, int64_t K, int64_t N) {
+  Generator g(1);
+  Tensor x = uniform({M, K}, -1.0, 1.0, g);
+  Tensor w = uniform({N, K}, -1.0, 1.0, g);  // (out, in), as nn::Linear stores it
+  Tensor wt = w.t().contiguous();            // (K, N) for the plain matmul
+  Tensor c = empty({M, N});
+  NoGradGuard no_grad;
+  auto raw_linear = [&] {  // C = X W^T, exactly the call linear() makes
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(M), static_cast<int>(N), static_cast<int>(K),
+                1.0f, x.data<float>(), static_cast<int>(K), w.data<float>(), static_cast<int>(K), 0.0f,
+                c.data<float>(), static_cast<int>(N));
+  };
+  auto raw_matmul = [&] {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(M), static_cast<int>(N), static_cast<int>(K),
+                1.0f, x.data<float>(), static_cast<int>(K), wt.data<float>(), static_cast<int>(N), 0.0f,
+                c.data<float>(), static_cast<int>(N));
+  };
+  std::vector<Timing> t = time_interleaved({{"openblas_nt", raw_linear},
+                                            {"engine_linear", [&] { (void)linear(x, w); }},
+                                            {"openblas_nn", raw_matmul},
+                                            {"engine_matmul", [&] { (void)matmul(x, wt); }}},
+                                           opt.warmup, opt.reps);
+  const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
+  const std::string shape = fmt::format("({}x{}) @ ({}x{})", M, K, K, N);
+  for (size_t i = 0; i < t.size(); ++i) {
+    Row r{"core", "gemm", t[i].name, shape, t[i].median_s * 1e6, t[i].runs, {}};
+    r.metrics["GFLOP/s"] = flops / t[i].median_s * 1e-9;
+    if (i % 2 == 1) r.metrics["vs_openblas"] = t[i - 1].median_s / t[i].median_s;
+    rep.rows.push_back(r);
+  }
+}
+
+void bench_tiny_ops(Report& rep, const CoreOptions& opt) {
+  Tensor a = full({1}, 0.5), b = full({1}, -1.25);
+  a.requires_grad_(true);
+  b.requires_grad_(true);
+  constexpr int kInner = 2000;  // ops per sample: a sample of one op would time the clock
+  auto loop = [&](auto&& body) {
+    return [&, body] {
+      for (int i = 0; i < kInner; ++i) body();
+    };
+  };
+  std::vector<Timing> t = time_interleaved(
+      {{"add+backward", loop([&] { add(a, b).backward(); })},
+       {"mul+backward", loop([&] { mul(a, b).backward(); })},
+       {"tanh+backward", loop([&] { tanh(a).backward(); })},
+       {"add_forward_only", loop([&] { (void)add(a, b); })},
+       {"add_no_grad", loop([&] {
+          NoGradGuard g;
+          (void)add(a, b);
+        })}},
+      opt.warmup, opt.reps);
+  for (const Timing& x : t) {
+    Row r{"core", "tiny_op", x.name, "[1]", x.median_s * 1e6 / kInner, x.runs, {}};
+    rep.rows.push_back(r);
+  }
+  rep.notes.push_back("tiny_op times are per op (forward + backward where named), averaged over 2000 calls per sample");
+}
+
+}  // namespace
+
+void run_core(Report& rep, const CoreOptions& opt) {
+  bench_gemm(rep, opt, 576, 512, 10000);
+  bench_tiny_ops(rep, opt);
+}
+
+}  // namespace attn::bench

@@ -1,0 +1,56 @@
+// The benchmark harness shared by every `attn bench` suite: warm up, time many runs, report the
+// median. Variants that are compared are timed interleaved (A, B, A, B, ...) so that a noisy,
+// shared machine slows both alike, and the ratio is taken between medians of the same run.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace attn::bench {
+
+struct Timing {
+  std::string name;
+  double median_s = 0, min_s = 0, max_s = 0;
+  int runs = 0;
+};
+
+inline double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+inline Timing summarize(std::string name, std::vector<double> samples) {
+  std::sort(samples.begin(), samples.end());
+  Timing t;
+  t.name = std::move(name);
+  t.runs = static_cast<int>(samples.size());
+  t.min_s = samples.front();
+  t.max_s = samples.back();
+  t.median_s = samples[samples.size() / 2];
+  return t;
+}
+
+// Times each variant `reps` times, interleaved, after `warmup` untimed rounds. Each call of a
+// variant is one sample; `sync` (may be empty) runs before each clock read (GPU work).
+inline std::vector<Timing> time_interleaved(const std::vector<std::pair<std::string, std::function<void()>>>& variants,
+                                            int warmup, int reps, const std::function<void()>& sync = {}) {
+  for (int w = 0; w < warmup; ++w)
+    for (auto& v : variants) v.second();
+  if (sync) sync();
+  std::vector<std::vector<double>> samples(variants.size());
+  for (int r = 0; r < reps; ++r) {
+    for (size_t i = 0; i < variants.size(); ++i) {
+      const double t0 = now_s();
+      variants[i].second();
+      if (sync) sync();
+      samples[i].push_back(now_s() - t0);
+    }
+  }
+  std::vector<Timing> out;
+  for (size_t i = 0; i < variants.size(); ++i) out.push_back(summarize(variants[i].first, samples[i]));
+  return out;
+}
+
+}  // namespace attn::bench
