@@ -1,6 +1,6 @@
-#include "kernels/cpu/loop.h"
+#include "kernels/iter.h"
 
-namespace attn::cpu {
+namespace attn::kernels {
 
 StridedIter make_iter(const Tensor& out, std::initializer_list<const Tensor*> inputs) {
   StridedIter it;
@@ -72,9 +72,9 @@ StridedIter make_iter(const Tensor& out, std::initializer_list<const Tensor*> in
   return it;
 }
 
-}  // namespace attn::cpu
+}  // namespace attn::kernels
 
-namespace attn::cpu {
+namespace attn::kernels {
 
 RowSpace make_rows(std::initializer_list<const Tensor*> ops, int64_t dim) {
   RowSpace rs;
@@ -112,4 +112,4 @@ RowSpace make_rows(std::initializer_list<const Tensor*> ops, int64_t dim) {
   return rs;
 }
 
-}  // namespace attn::cpu
+}  // namespace attn::kernels

@@ -1,0 +1,195 @@
+// The elementwise math of every unary and binary op, written once for both backends: each op
+// is a small functor callable on the host and on the device, and visit_unary / visit_binary map
+// an op code to its functor. The CPU backend runs them in OpenMP loops, the CUDA backend in its
+// grid-stride kernels, so the two cannot drift apart.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include "core/error.h"
+#include "core/philox.h"  // ATTN_HD
+#include "kernels/backend.h"
+
+namespace attn::kernels::fn {
+
+// ---- math that resolves to the float or double C function on both host and device ----
+ATTN_HD float exp_(float x) { return ::expf(x); }
+ATTN_HD double exp_(double x) { return ::exp(x); }
+ATTN_HD float log_(float x) { return ::logf(x); }
+ATTN_HD double log_(double x) { return ::log(x); }
+ATTN_HD float tanh_(float x) { return ::tanhf(x); }
+ATTN_HD double tanh_(double x) { return ::tanh(x); }
+ATTN_HD float sqrt_(float x) { return ::sqrtf(x); }
+ATTN_HD double sqrt_(double x) { return ::sqrt(x); }
+ATTN_HD float pow_(float x, float y) { return ::powf(x, y); }
+ATTN_HD double pow_(double x, double y) { return ::pow(x, y); }
+template <typename T>
+ATTN_HD T sigmoid_(T x) {
+  return T(1) / (T(1) + exp_(-x));
+}
+
+#define ATTN_UNARY(Name, OutT, expr)                      \
+  template <typename T>                                   \
+  struct Name {                                           \
+    using out_t = OutT;                                   \
+    T s;                                                  \
+    ATTN_HD out_t operator()(T x) const { return expr; } \
+  };
+ATTN_UNARY(Neg, T, static_cast<T>(-x))
+ATTN_UNARY(Abs, T, x < T(0) ? static_cast<T>(-x) : x)
+ATTN_UNARY(Square, T, static_cast<T>(x * x))
+ATTN_UNARY(Relu, T, x > T(0) ? x : T(0))
+ATTN_UNARY(Exp, T, exp_(x))
+ATTN_UNARY(Log, T, log_(x))
+ATTN_UNARY(Tanh, T, tanh_(x))
+ATTN_UNARY(Sigmoid, T, sigmoid_(x))
+ATTN_UNARY(Sqrt, T, sqrt_(x))
+ATTN_UNARY(AddScalar, T, static_cast<T>(x + s))
+ATTN_UNARY(MulScalar, T, static_cast<T>(x * s))
+ATTN_UNARY(RSubScalar, T, static_cast<T>(s - x))
+ATTN_UNARY(DivScalar, T, x / s)
+ATTN_UNARY(RDivScalar, T, s / x)
+ATTN_UNARY(PowScalar, T, pow_(x, s))
+ATTN_UNARY(EqScalar, bool, x == s)
+ATTN_UNARY(NeScalar, bool, x != s)
+ATTN_UNARY(LtScalar, bool, x < s)
+ATTN_UNARY(LeScalar, bool, x <= s)
+ATTN_UNARY(GtScalar, bool, x > s)
+ATTN_UNARY(GeScalar, bool, x >= s)
+ATTN_UNARY(LogicalNot, bool, !x)
+#undef ATTN_UNARY
+
+#define ATTN_BINARY(Name, OutT, expr)                            \
+  template <typename T>                                          \
+  struct Name {                                                  \
+    using out_t = OutT;                                          \
+    ATTN_HD out_t operator()(T a, T b) const { return expr; }   \
+  };
+ATTN_BINARY(Add, T, static_cast<T>(a + b))
+ATTN_BINARY(Sub, T, static_cast<T>(a - b))
+ATTN_BINARY(Mul, T, static_cast<T>(a * b))
+ATTN_BINARY(Div, T, static_cast<T>(a / b))
+ATTN_BINARY(Maximum, T, a < b ? b : a)
+ATTN_BINARY(Minimum, T, b < a ? b : a)
+ATTN_BINARY(TanhBackward, T, static_cast<T>(a * (T(1) - b * b)))      // a = grad, b = tanh(x)
+ATTN_BINARY(SigmoidBackward, T, static_cast<T>(a * b * (T(1) - b)))   // a = grad, b = sigmoid(x)
+ATTN_BINARY(ReluBackward, T, b > T(0) ? a : T(0))                     // a = grad, b = x or relu(x)
+ATTN_BINARY(Eq, bool, a == b)
+ATTN_BINARY(Ne, bool, a != b)
+ATTN_BINARY(Lt, bool, a < b)
+ATTN_BINARY(Le, bool, a <= b)
+ATTN_BINARY(Gt, bool, a > b)
+ATTN_BINARY(Ge, bool, a >= b)
+ATTN_BINARY(LogicalAnd, bool, a && b)
+ATTN_BINARY(LogicalOr, bool, a || b)
+#undef ATTN_BINARY
+
+template <typename T>
+struct Where {
+  using out_t = T;
+  ATTN_HD T operator()(bool c, T a, T b) const { return c ? a : b; }
+};
+template <typename T>
+struct MaskedFill {
+  using out_t = T;
+  T value;
+  ATTN_HD T operator()(T a, bool m) const { return m ? value : a; }
+};
+template <typename D, typename S>
+struct Cast {
+  using out_t = D;
+  ATTN_HD D operator()(S x) const { return static_cast<D>(x); }
+};
+template <typename T>
+struct Fill {
+  using out_t = T;
+  T value;
+  ATTN_HD T operator()() const { return value; }
+};
+
+}  // namespace attn::kernels::fn
+
+namespace attn::kernels {
+
+// Calls visit(functor) with the functor for `op` on elements of type T (bool for LogicalNot).
+// DTypeError when the op is not defined for T (exp of int64, ...).
+template <typename T, typename Visit>
+void visit_unary(UnaryOp op, double scalar, Visit&& visit) {
+  const T s = static_cast<T>(scalar);
+  if constexpr (std::is_same_v<T, bool>) {
+    if (op == UnaryOp::LogicalNot) return visit(fn::LogicalNot<bool>{s});
+  } else {
+    switch (op) {
+      case UnaryOp::Neg: return visit(fn::Neg<T>{s});
+      case UnaryOp::Abs: return visit(fn::Abs<T>{s});
+      case UnaryOp::Square: return visit(fn::Square<T>{s});
+      case UnaryOp::Relu: return visit(fn::Relu<T>{s});
+      case UnaryOp::AddScalar: return visit(fn::AddScalar<T>{s});
+      case UnaryOp::MulScalar: return visit(fn::MulScalar<T>{s});
+      case UnaryOp::RSubScalar: return visit(fn::RSubScalar<T>{s});
+      case UnaryOp::EqScalar: return visit(fn::EqScalar<T>{s});
+      case UnaryOp::NeScalar: return visit(fn::NeScalar<T>{s});
+      case UnaryOp::LtScalar: return visit(fn::LtScalar<T>{s});
+      case UnaryOp::LeScalar: return visit(fn::LeScalar<T>{s});
+      case UnaryOp::GtScalar: return visit(fn::GtScalar<T>{s});
+      case UnaryOp::GeScalar: return visit(fn::GeScalar<T>{s});
+      default: break;
+    }
+    if constexpr (std::is_floating_point_v<T>) {
+      switch (op) {
+        case UnaryOp::Exp: return visit(fn::Exp<T>{s});
+        case UnaryOp::Log: return visit(fn::Log<T>{s});
+        case UnaryOp::Tanh: return visit(fn::Tanh<T>{s});
+        case UnaryOp::Sigmoid: return visit(fn::Sigmoid<T>{s});
+        case UnaryOp::Sqrt: return visit(fn::Sqrt<T>{s});
+        case UnaryOp::DivScalar: return visit(fn::DivScalar<T>{s});
+        case UnaryOp::RDivScalar: return visit(fn::RDivScalar<T>{s});
+        case UnaryOp::PowScalar: return visit(fn::PowScalar<T>{s});
+        default: break;
+      }
+    }
+  }
+  throw DTypeError(fmt::format("{}: not defined for dtype {}", op_name(op), dtype_of<T>::value));
+}
+
+template <typename T, typename Visit>
+void visit_binary(BinaryOp op, Visit&& visit) {
+  if constexpr (std::is_same_v<T, bool>) {
+    if (op == BinaryOp::LogicalAnd) return visit(fn::LogicalAnd<bool>{});
+    if (op == BinaryOp::LogicalOr) return visit(fn::LogicalOr<bool>{});
+    if (op == BinaryOp::Eq) return visit(fn::Eq<bool>{});
+    if (op == BinaryOp::Ne) return visit(fn::Ne<bool>{});
+  } else {
+    switch (op) {
+      case BinaryOp::Add: return visit(fn::Add<T>{});
+      case BinaryOp::Sub: return visit(fn::Sub<T>{});
+      case BinaryOp::Mul: return visit(fn::Mul<T>{});
+      case BinaryOp::Div: return visit(fn::Div<T>{});
+      case BinaryOp::Maximum: return visit(fn::Maximum<T>{});
+      case BinaryOp::Minimum: return visit(fn::Minimum<T>{});
+      case BinaryOp::TanhBackward: return visit(fn::TanhBackward<T>{});
+      case BinaryOp::SigmoidBackward: return visit(fn::SigmoidBackward<T>{});
+      case BinaryOp::ReluBackward: return visit(fn::ReluBackward<T>{});
+      case BinaryOp::Eq: return visit(fn::Eq<T>{});
+      case BinaryOp::Ne: return visit(fn::Ne<T>{});
+      case BinaryOp::Lt: return visit(fn::Lt<T>{});
+      case BinaryOp::Le: return visit(fn::Le<T>{});
+      case BinaryOp::Gt: return visit(fn::Gt<T>{});
+      case BinaryOp::Ge: return visit(fn::Ge<T>{});
+      default: break;
+    }
+  }
+  throw DTypeError(fmt::format("{}: not defined for dtype {}", op_name(op), dtype_of<T>::value));
+}
+
+// Element type dispatch for the elementwise kernels: arithmetic ops take float32/float64/int64,
+// logic ops take bool.
+template <typename Visit>
+void dispatch_elementwise(DType dtype, std::string_view op, Visit&& visit) {
+  if (dtype == DType::Bool) return visit(bool{});
+  dispatch_numeric(dtype, op, visit);
+}
+
+}  // namespace attn::kernels
