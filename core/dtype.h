@@ -1,64 +1,11 @@
-// Element types. float32 is the working type; float64 exists so gradient checks can use exact
-// finite differences; int64 holds indices (token ids, targets, lengths); bool holds masks.
-// Half types have a slot in the enum so the layout of Tensor does not change when they arrive.
+// Element types: the enum (core/dtype_base.h), its fmt formatter and the dispatch helpers that
+// turn a runtime dtype into a C++ type.
 #pragma once
 
-#include <cstddef>
-#include <cstdint>
 #include <string_view>
 
+#include "core/dtype_base.h"
 #include "core/error.h"
-
-namespace attn {
-
-enum class DType : uint8_t { Float32, Float64, Int64, Bool, BFloat16, Float16 };
-
-inline size_t dtype_size(DType t) {
-  switch (t) {
-    case DType::Float32: return 4;
-    case DType::Float64: return 8;
-    case DType::Int64: return 8;
-    case DType::Bool: return 1;
-    case DType::BFloat16:
-    case DType::Float16: return 2;
-  }
-  return 0;
-}
-
-inline std::string_view dtype_name(DType t) {
-  switch (t) {
-    case DType::Float32: return "float32";
-    case DType::Float64: return "float64";
-    case DType::Int64: return "int64";
-    case DType::Bool: return "bool";
-    case DType::BFloat16: return "bfloat16";
-    case DType::Float16: return "float16";
-  }
-  return "?";
-}
-
-inline bool is_floating(DType t) { return t == DType::Float32 || t == DType::Float64; }
-
-template <typename T>
-struct dtype_of;
-template <>
-struct dtype_of<float> {
-  static constexpr DType value = DType::Float32;
-};
-template <>
-struct dtype_of<double> {
-  static constexpr DType value = DType::Float64;
-};
-template <>
-struct dtype_of<int64_t> {
-  static constexpr DType value = DType::Int64;
-};
-template <>
-struct dtype_of<bool> {
-  static constexpr DType value = DType::Bool;
-};
-
-}  // namespace attn
 
 template <>
 struct fmt::formatter<attn::DType> : fmt::formatter<std::string_view> {

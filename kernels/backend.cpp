@@ -7,6 +7,12 @@
 
 namespace attn::kernels {
 
+namespace {
+bool g_allow_tf32 = false;
+}
+void set_allow_tf32(bool on) { g_allow_tf32 = on; }
+bool allow_tf32() { return g_allow_tf32; }
+
 Backend& backend(Device device) {
   if (device.is_cpu()) return cpu::cpu_backend();
 #if ATTN_WITH_CUDA
@@ -25,6 +31,15 @@ bool has_backend(DeviceType type) {
   return cuda::cuda_available();
 #else
   return false;
+#endif
+}
+
+std::string backend_unavailable_reason(DeviceType type) {
+  if (type == DeviceType::CPU) return {};
+#if ATTN_WITH_CUDA
+  return cuda::cuda_available() ? std::string() : cuda::cuda_unavailable_reason();
+#else
+  return "this build of the engine has no CUDA backend";
 #endif
 }
 

@@ -13,37 +13,9 @@
 #include <string_view>
 
 #include "core/tensor.h"
+#include "kernels/ops_enum.h"
 
 namespace attn::kernels {
-
-enum class UnaryOp : uint8_t {
-  Neg, Exp, Log, Tanh, Sigmoid, Relu, Sqrt, Square, Abs,
-  AddScalar,   // x + s
-  MulScalar,   // x * s
-  RSubScalar,  // s - x
-  DivScalar,   // x / s
-  RDivScalar,  // s / x
-  PowScalar,   // x ^ s
-  // comparisons with a scalar, bool output
-  EqScalar, NeScalar, LtScalar, LeScalar, GtScalar, GeScalar,
-  LogicalNot,  // bool -> bool
-};
-
-enum class BinaryOp : uint8_t {
-  Add, Sub, Mul, Div, Maximum, Minimum,
-  // fused backward rules: (grad, saved) -> grad_in
-  TanhBackward,     // g * (1 - y^2), y = tanh(x)
-  SigmoidBackward,  // g * y * (1 - y), y = sigmoid(x)
-  ReluBackward,     // x > 0 ? g : 0
-  // comparisons, bool output
-  Eq, Ne, Lt, Le, Gt, Ge,
-  LogicalAnd, LogicalOr,  // bool x bool -> bool
-};
-
-bool is_comparison(UnaryOp op);
-bool is_comparison(BinaryOp op);
-std::string_view op_name(UnaryOp op);
-std::string_view op_name(BinaryOp op);
 
 struct SgdConfig {
   double lr = 0.01, momentum = 0.0, dampening = 0.0, weight_decay = 0.0;
@@ -121,10 +93,17 @@ class Backend {
                          const Tensor& exp_avg_sq, const AdamConfig& cfg) = 0;
 };
 
+// TF32 tensor-core math for float32 GEMMs on GPUs that have it (off by default, so that GPU
+// results stay within float32 rounding of the CPU's).
+void set_allow_tf32(bool on);
+bool allow_tf32();
+
 // The backend of a device; DeviceError when the engine was built without it or no device is
 // present.
 Backend& backend(Device device);
 bool has_backend(DeviceType type);
+// Why has_backend(type) is false (built without it, no device, the driver's error).
+std::string backend_unavailable_reason(DeviceType type);
 
 // The dispatch point: checks that all defined tensors live on one device and returns its
 // backend. Mixed devices are a DeviceError naming the op and the devices.

@@ -8,9 +8,9 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "core/error.h"
+#include "core/dtype_base.h"
 #include "core/philox.h"  // ATTN_HD
-#include "kernels/backend.h"
+#include "kernels/ops_enum.h"
 
 namespace attn::kernels::fn {
 
@@ -113,83 +113,88 @@ struct Fill {
 
 namespace attn::kernels {
 
-// Calls visit(functor) with the functor for `op` on elements of type T (bool for LogicalNot).
-// DTypeError when the op is not defined for T (exp of int64, ...).
+// Calls visit(functor) with the functor for `op` on elements of type T and returns true; returns
+// false when the op is not defined for T (exp of int64, ...), for the caller to report.
 template <typename T, typename Visit>
-void visit_unary(UnaryOp op, double scalar, Visit&& visit) {
+bool visit_unary(UnaryOp op, double scalar, Visit&& visit) {
   const T s = static_cast<T>(scalar);
   if constexpr (std::is_same_v<T, bool>) {
-    if (op == UnaryOp::LogicalNot) return visit(fn::LogicalNot<bool>{s});
+    if (op == UnaryOp::LogicalNot) return visit(fn::LogicalNot<bool>{s}), true;
   } else {
     switch (op) {
-      case UnaryOp::Neg: return visit(fn::Neg<T>{s});
-      case UnaryOp::Abs: return visit(fn::Abs<T>{s});
-      case UnaryOp::Square: return visit(fn::Square<T>{s});
-      case UnaryOp::Relu: return visit(fn::Relu<T>{s});
-      case UnaryOp::AddScalar: return visit(fn::AddScalar<T>{s});
-      case UnaryOp::MulScalar: return visit(fn::MulScalar<T>{s});
-      case UnaryOp::RSubScalar: return visit(fn::RSubScalar<T>{s});
-      case UnaryOp::EqScalar: return visit(fn::EqScalar<T>{s});
-      case UnaryOp::NeScalar: return visit(fn::NeScalar<T>{s});
-      case UnaryOp::LtScalar: return visit(fn::LtScalar<T>{s});
-      case UnaryOp::LeScalar: return visit(fn::LeScalar<T>{s});
-      case UnaryOp::GtScalar: return visit(fn::GtScalar<T>{s});
-      case UnaryOp::GeScalar: return visit(fn::GeScalar<T>{s});
+      case UnaryOp::Neg: return visit(fn::Neg<T>{s}), true;
+      case UnaryOp::Abs: return visit(fn::Abs<T>{s}), true;
+      case UnaryOp::Square: return visit(fn::Square<T>{s}), true;
+      case UnaryOp::Relu: return visit(fn::Relu<T>{s}), true;
+      case UnaryOp::AddScalar: return visit(fn::AddScalar<T>{s}), true;
+      case UnaryOp::MulScalar: return visit(fn::MulScalar<T>{s}), true;
+      case UnaryOp::RSubScalar: return visit(fn::RSubScalar<T>{s}), true;
+      case UnaryOp::EqScalar: return visit(fn::EqScalar<T>{s}), true;
+      case UnaryOp::NeScalar: return visit(fn::NeScalar<T>{s}), true;
+      case UnaryOp::LtScalar: return visit(fn::LtScalar<T>{s}), true;
+      case UnaryOp::LeScalar: return visit(fn::LeScalar<T>{s}), true;
+      case UnaryOp::GtScalar: return visit(fn::GtScalar<T>{s}), true;
+      case UnaryOp::GeScalar: return visit(fn::GeScalar<T>{s}), true;
       default: break;
     }
     if constexpr (std::is_floating_point_v<T>) {
       switch (op) {
-        case UnaryOp::Exp: return visit(fn::Exp<T>{s});
-        case UnaryOp::Log: return visit(fn::Log<T>{s});
-        case UnaryOp::Tanh: return visit(fn::Tanh<T>{s});
-        case UnaryOp::Sigmoid: return visit(fn::Sigmoid<T>{s});
-        case UnaryOp::Sqrt: return visit(fn::Sqrt<T>{s});
-        case UnaryOp::DivScalar: return visit(fn::DivScalar<T>{s});
-        case UnaryOp::RDivScalar: return visit(fn::RDivScalar<T>{s});
-        case UnaryOp::PowScalar: return visit(fn::PowScalar<T>{s});
+        case UnaryOp::Exp: return visit(fn::Exp<T>{s}), true;
+        case UnaryOp::Log: return visit(fn::Log<T>{s}), true;
+        case UnaryOp::Tanh: return visit(fn::Tanh<T>{s}), true;
+        case UnaryOp::Sigmoid: return visit(fn::Sigmoid<T>{s}), true;
+        case UnaryOp::Sqrt: return visit(fn::Sqrt<T>{s}), true;
+        case UnaryOp::DivScalar: return visit(fn::DivScalar<T>{s}), true;
+        case UnaryOp::RDivScalar: return visit(fn::RDivScalar<T>{s}), true;
+        case UnaryOp::PowScalar: return visit(fn::PowScalar<T>{s}), true;
         default: break;
       }
     }
   }
-  throw DTypeError(fmt::format("{}: not defined for dtype {}", op_name(op), dtype_of<T>::value));
+  return false;
 }
 
 template <typename T, typename Visit>
-void visit_binary(BinaryOp op, Visit&& visit) {
+bool visit_binary(BinaryOp op, Visit&& visit) {
   if constexpr (std::is_same_v<T, bool>) {
-    if (op == BinaryOp::LogicalAnd) return visit(fn::LogicalAnd<bool>{});
-    if (op == BinaryOp::LogicalOr) return visit(fn::LogicalOr<bool>{});
-    if (op == BinaryOp::Eq) return visit(fn::Eq<bool>{});
-    if (op == BinaryOp::Ne) return visit(fn::Ne<bool>{});
+    if (op == BinaryOp::LogicalAnd) return visit(fn::LogicalAnd<bool>{}), true;
+    if (op == BinaryOp::LogicalOr) return visit(fn::LogicalOr<bool>{}), true;
+    if (op == BinaryOp::Eq) return visit(fn::Eq<bool>{}), true;
+    if (op == BinaryOp::Ne) return visit(fn::Ne<bool>{}), true;
   } else {
     switch (op) {
-      case BinaryOp::Add: return visit(fn::Add<T>{});
-      case BinaryOp::Sub: return visit(fn::Sub<T>{});
-      case BinaryOp::Mul: return visit(fn::Mul<T>{});
-      case BinaryOp::Div: return visit(fn::Div<T>{});
-      case BinaryOp::Maximum: return visit(fn::Maximum<T>{});
-      case BinaryOp::Minimum: return visit(fn::Minimum<T>{});
-      case BinaryOp::TanhBackward: return visit(fn::TanhBackward<T>{});
-      case BinaryOp::SigmoidBackward: return visit(fn::SigmoidBackward<T>{});
-      case BinaryOp::ReluBackward: return visit(fn::ReluBackward<T>{});
-      case BinaryOp::Eq: return visit(fn::Eq<T>{});
-      case BinaryOp::Ne: return visit(fn::Ne<T>{});
-      case BinaryOp::Lt: return visit(fn::Lt<T>{});
-      case BinaryOp::Le: return visit(fn::Le<T>{});
-      case BinaryOp::Gt: return visit(fn::Gt<T>{});
-      case BinaryOp::Ge: return visit(fn::Ge<T>{});
+      case BinaryOp::Add: return visit(fn::Add<T>{}), true;
+      case BinaryOp::Sub: return visit(fn::Sub<T>{}), true;
+      case BinaryOp::Mul: return visit(fn::Mul<T>{}), true;
+      case BinaryOp::Div: return visit(fn::Div<T>{}), true;
+      case BinaryOp::Maximum: return visit(fn::Maximum<T>{}), true;
+      case BinaryOp::Minimum: return visit(fn::Minimum<T>{}), true;
+      case BinaryOp::TanhBackward: return visit(fn::TanhBackward<T>{}), true;
+      case BinaryOp::SigmoidBackward: return visit(fn::SigmoidBackward<T>{}), true;
+      case BinaryOp::ReluBackward: return visit(fn::ReluBackward<T>{}), true;
+      case BinaryOp::Eq: return visit(fn::Eq<T>{}), true;
+      case BinaryOp::Ne: return visit(fn::Ne<T>{}), true;
+      case BinaryOp::Lt: return visit(fn::Lt<T>{}), true;
+      case BinaryOp::Le: return visit(fn::Le<T>{}), true;
+      case BinaryOp::Gt: return visit(fn::Gt<T>{}), true;
+      case BinaryOp::Ge: return visit(fn::Ge<T>{}), true;
       default: break;
     }
   }
-  throw DTypeError(fmt::format("{}: not defined for dtype {}", op_name(op), dtype_of<T>::value));
+  return false;
 }
 
-// Element type dispatch for the elementwise kernels: arithmetic ops take float32/float64/int64,
-// logic ops take bool.
+// Calls visit(value of the element type) for the types the elementwise kernels take; false for
+// others.
 template <typename Visit>
-void dispatch_elementwise(DType dtype, std::string_view op, Visit&& visit) {
-  if (dtype == DType::Bool) return visit(bool{});
-  dispatch_numeric(dtype, op, visit);
+bool visit_elementwise_dtype(DType dtype, Visit&& visit) {
+  switch (dtype) {
+    case DType::Float32: return visit(float{}), true;
+    case DType::Float64: return visit(double{}), true;
+    case DType::Int64: return visit(int64_t{}), true;
+    case DType::Bool: return visit(bool{}), true;
+    default: return false;
+  }
 }
 
 }  // namespace attn::kernels

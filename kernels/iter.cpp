@@ -1,5 +1,7 @@
 #include "kernels/iter.h"
 
+#include <algorithm>
+
 namespace attn::kernels {
 
 StridedIter make_iter(const Tensor& out, std::initializer_list<const Tensor*> inputs) {
@@ -110,6 +112,59 @@ RowSpace make_rows(std::initializer_list<const Tensor*> ops, int64_t dim) {
     rs.rows *= shape[d];
   }
   return rs;
+}
+
+}  // namespace attn::kernels
+
+namespace attn::kernels {
+
+namespace {
+void push_coalesced(SmallVector<ReduceDim, 6>& dims, ReduceDim d) {
+  if (!dims.empty()) {
+    ReduceDim& o = dims.back();
+    if (o.xs == d.xs * d.size && o.os == d.os * d.size) {
+      o.size *= d.size;
+      o.xs = d.xs;
+      o.os = d.os;
+      return;
+    }
+  }
+  dims.push_back(d);
+}
+int64_t product(const SmallVector<ReduceDim, 6>& dims) {
+  int64_t n = 1;
+  for (const ReduceDim& d : dims) n *= d.size;
+  return n;
+}
+}  // namespace
+
+int64_t ReducePlan::n_out() const { return product(kept); }
+int64_t ReducePlan::n_red() const { return product(red); }
+
+ReducePlan make_reduce_plan(const Tensor& out, const Tensor& x) {
+  ReducePlan p;
+  for (int64_t d = 0; d < x.dim(); ++d) {
+    if (x.size(d) == 1) continue;
+    if (out.size(d) == 1)
+      push_coalesced(p.red, {x.size(d), x.stride(d), 0});
+    else
+      push_coalesced(p.kept, {x.size(d), x.stride(d), out.stride(d)});
+  }
+  return p;
+}
+
+bool matrix_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs, MatrixLayout& m) {
+  if ((cols == 1 || cs == 1) && (rows == 1 || rs >= std::max<int64_t>(1, cols))) {
+    m.trans = false;
+    m.ld = rows == 1 ? std::max<int64_t>(1, cols) : rs;
+    return true;
+  }
+  if ((rows == 1 || rs == 1) && (cols == 1 || cs >= std::max<int64_t>(1, rows))) {
+    m.trans = true;  // memory holds the (cols x rows) transpose, row-major
+    m.ld = cols == 1 ? std::max<int64_t>(1, rows) : cs;
+    return true;
+  }
+  return false;
 }
 
 }  // namespace attn::kernels

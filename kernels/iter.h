@@ -52,4 +52,29 @@ struct RowSpace {
 // at `dim` (a keepdim reduction result): its step is then 0.
 RowSpace make_rows(std::initializer_list<const Tensor*> ops, int64_t dim);
 
+// A sum of x into out (out has x's rank; dims where out has size 1 and x does not are summed):
+// the kept and the summed dims, each list coalesced, with element strides.
+struct ReduceDim {
+  int64_t size, xs, os;  // size, stride in x, stride in out (0 for summed dims)
+};
+struct ReducePlan {
+  SmallVector<ReduceDim, 6> kept, red;
+  int64_t n_out() const;
+  int64_t n_red() const;
+  // The innermost input dim is kept and unit-stride in both: neighbouring outputs read
+  // neighbouring inputs.
+  bool inner_kept_contiguous() const {
+    return !kept.empty() && kept.back().xs == 1 && kept.back().os == 1 && (red.empty() || red.back().xs != 1);
+  }
+};
+ReducePlan make_reduce_plan(const Tensor& out, const Tensor& x);
+
+// How a BLAS reads a row-major (rows x cols) matrix with element strides (rs, cs), if it can:
+// as it is (trans = false, leading dim ld) or as the row-major transpose (trans = true).
+struct MatrixLayout {
+  bool trans = false;
+  int64_t ld = 1;
+};
+bool matrix_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs, MatrixLayout& m);
+
 }  // namespace attn::kernels

@@ -7,7 +7,7 @@ namespace attn::test {
 bool gpu_available(std::string* why) {
   try {
     if (kernels::has_backend(DeviceType::CUDA)) return true;
-    if (why) *why = ATTN_WITH_CUDA ? "no CUDA device answers on this machine" : "this build has no CUDA backend";
+    if (why) *why = kernels::backend_unavailable_reason(DeviceType::CUDA);
   } catch (const std::exception& e) {
     if (why) *why = e.what();
   }

@@ -51,18 +51,22 @@ void CpuBackend::copy_from_host(const Tensor& dst, const void* host_src) {
 
 void CpuBackend::unary(UnaryOp op, const Tensor& out, const Tensor& x, double scalar) {
   StridedIter it = make_iter(out, {&x});
-  kernels::dispatch_elementwise(x.dtype(), kernels::op_name(op), [&](auto tag) {
+  bool done = false;
+  kernels::visit_elementwise_dtype(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    kernels::visit_unary<T>(op, scalar, [&](auto f) { elementwise<typename decltype(f)::out_t, T>(it, f); });
+    done = kernels::visit_unary<T>(op, scalar, [&](auto f) { elementwise<typename decltype(f)::out_t, T>(it, f); });
   });
+  ATTN_CHECK(done, DTypeError, "{}: not defined for dtype {}", kernels::op_name(op), x.dtype());
 }
 
 void CpuBackend::binary(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
   StridedIter it = make_iter(out, {&a, &b});
-  kernels::dispatch_elementwise(a.dtype(), kernels::op_name(op), [&](auto tag) {
+  bool done = false;
+  kernels::visit_elementwise_dtype(a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    kernels::visit_binary<T>(op, [&](auto f) { elementwise<typename decltype(f)::out_t, T, T>(it, f); });
+    done = kernels::visit_binary<T>(op, [&](auto f) { elementwise<typename decltype(f)::out_t, T, T>(it, f); });
   });
+  ATTN_CHECK(done, DTypeError, "{}: not defined for dtype {}", kernels::op_name(op), a.dtype());
 }
 
 void CpuBackend::where(const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/iter.h"
 
 namespace attn::cpu {
 
@@ -16,19 +17,12 @@ struct BlasMatrix {
   int64_t ld = 1;
 };
 
-// How BLAS can read a row-major (rows x cols) matrix with element strides (rs, cs), if at all.
 bool blas_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs, BlasMatrix& m) {
-  if ((cols == 1 || cs == 1) && (rows == 1 || rs >= std::max<int64_t>(1, cols))) {
-    m.trans = CblasNoTrans;
-    m.ld = rows == 1 ? std::max<int64_t>(1, cols) : rs;
-    return true;
-  }
-  if ((rows == 1 || rs == 1) && (cols == 1 || cs >= std::max<int64_t>(1, rows))) {
-    m.trans = CblasTrans;  // memory holds the (cols x rows) transpose, row-major
-    m.ld = cols == 1 ? std::max<int64_t>(1, rows) : cs;
-    return true;
-  }
-  return false;
+  kernels::MatrixLayout l;
+  if (!kernels::matrix_layout(rows, cols, rs, cs, l)) return false;
+  m.trans = l.trans ? CblasTrans : CblasNoTrans;
+  m.ld = l.ld;
+  return true;
 }
 
 inline void gemm_call(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K,

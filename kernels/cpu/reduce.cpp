@@ -11,32 +11,17 @@ namespace attn::cpu {
 
 namespace {
 
-struct RDim {
-  int64_t size, xs, os;  // size, x stride, out stride (elements)
-};
+using kernels::ReduceDim;
+using Dims = SmallVector<ReduceDim, 6>;
 
-// Merges adjacent entries of one class when the outer one steps over the inner one exactly.
-void push_coalesced(SmallVector<RDim, 6>& dims, RDim d) {
-  if (!dims.empty()) {
-    RDim& o = dims.back();
-    if (o.xs == d.xs * d.size && o.os == d.os * d.size) {
-      o.size *= d.size;
-      o.xs = d.xs;
-      o.os = d.os;
-      return;
-    }
-  }
-  dims.push_back(d);
-}
-
-int64_t space_size(const SmallVector<RDim, 6>& dims) {
+int64_t space_size(const Dims& dims) {
   int64_t n = 1;
-  for (const RDim& d : dims) n *= d.size;
+  for (const ReduceDim& d : dims) n *= d.size;
   return n;
 }
 
 // Offsets (x, out) of linear index i within a dim list.
-inline void space_offsets(const SmallVector<RDim, 6>& dims, int64_t i, int64_t& xo, int64_t& oo) {
+inline void space_offsets(const Dims& dims, int64_t i, int64_t& xo, int64_t& oo) {
   xo = 0;
   oo = 0;
   for (size_t d = dims.size(); d-- > 0;) {
@@ -50,27 +35,21 @@ inline void space_offsets(const SmallVector<RDim, 6>& dims, int64_t i, int64_t& 
 template <typename T>
 void sum_typed(const Tensor& out, const Tensor& x) {
   using Acc = acc_t<T>;
-  SmallVector<RDim, 6> kept, red;
-  for (int64_t d = 0; d < x.dim(); ++d) {
-    if (x.size(d) == 1) continue;
-    if (out.size(d) == 1)
-      push_coalesced(red, {x.size(d), x.stride(d), 0});
-    else
-      push_coalesced(kept, {x.size(d), x.stride(d), out.stride(d)});
-  }
+  const kernels::ReducePlan plan = kernels::make_reduce_plan(out, x);
+  const Dims& kept = plan.kept;
+  const Dims& red = plan.red;
   const T* xp = x.data<T>();
   T* op = out.data<T>();
   const int64_t n_out = space_size(kept);
   const int64_t n_red = space_size(red);
   const int64_t grain = std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(n_red, 1));
 
-  if (!kept.empty() && kept.back().xs == 1 && kept.back().os == 1 &&
-      (red.empty() || red.back().xs != 1)) {
+  if (plan.inner_kept_contiguous()) {
     // Inner dim kept and contiguous: accumulate whole rows (vectorizes), blocks of the row in
     // parallel.
     constexpr int64_t kBlock = 256;
     const int64_t inner = kept.back().size;
-    SmallVector<RDim, 6> outer(kept.begin(), kept.end() - 1);
+    Dims outer(kept.begin(), kept.end() - 1);
     const int64_t n_outer = space_size(outer);
     const int64_t nblocks = (inner + kBlock - 1) / kBlock;
     parallel_for(n_outer * nblocks, std::max<int64_t>(1, grain / kBlock), [&](int64_t b, int64_t e) {
@@ -96,8 +75,8 @@ void sum_typed(const Tensor& out, const Tensor& x) {
   // walked as a strided run.
   const int64_t rin = red.empty() ? 1 : red.back().size;
   const int64_t rin_stride = red.empty() ? 0 : red.back().xs;
-  const SmallVector<RDim, 6> red_outer =
-      red.empty() ? SmallVector<RDim, 6>() : SmallVector<RDim, 6>(red.begin(), red.end() - 1);
+  const Dims red_outer =
+      red.empty() ? Dims() : Dims(red.begin(), red.end() - 1);
   const int64_t n_red_outer = space_size(red_outer);
   parallel_for(n_out, grain, [&](int64_t b, int64_t e) {
     for (int64_t o = b; o < e; ++o) {

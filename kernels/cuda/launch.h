@@ -1,0 +1,127 @@
+// The boundary between the CUDA backend's host code (cuda_backend.cpp, compiled by g++, which
+// knows Tensor, fmt and the iteration plans) and its kernels (*.cu, compiled by nvcc, which see
+// only these plain structs). Every launcher queues its kernels on `stream` and returns
+// cudaGetLastError(), which the caller checks with the file and line of the call.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "core/dtype_base.h"
+#include "kernels/ops_enum.h"
+
+namespace attn::cuda {
+
+using kernels::BinaryOp;
+using kernels::UnaryOp;
+
+inline constexpr int kMaxDims = 8;      // dims left after coalescing; more is refused up front
+inline constexpr int kMaxOperands = 4;
+
+// Maps a linear index of an iteration space to per-operand offsets (bytes or elements, as the
+// kernel that reads it documents).
+struct OffsetCalc {
+  int ndim = 0;
+  int nops = 0;
+  int64_t sizes[kMaxDims] = {};
+  int64_t strides[kMaxOperands][kMaxDims] = {};
+};
+
+// An elementwise launch: out = f(in...), operand 0 is out. `contiguous`: every operand is a
+// dense run of n elements (or, with stride 0, one repeated element is not contiguous).
+struct ElementwiseArgs {
+  int64_t n = 0;
+  bool contiguous = false;
+  OffsetCalc calc;  // byte offsets
+  void* ptr[kMaxOperands] = {};
+};
+
+cudaError_t launch_fill(DType dtype, const ElementwiseArgs& a, double value, cudaStream_t stream);
+cudaError_t launch_copy(DType dst, DType src, const ElementwiseArgs& a, cudaStream_t stream);
+cudaError_t launch_unary(UnaryOp op, DType in, double scalar, const ElementwiseArgs& a, cudaStream_t stream);
+cudaError_t launch_binary(BinaryOp op, DType in, const ElementwiseArgs& a, cudaStream_t stream);
+cudaError_t launch_where(DType dtype, const ElementwiseArgs& a, cudaStream_t stream);  // out, cond, a, b
+cudaError_t launch_masked_fill(DType dtype, const ElementwiseArgs& a, double value, cudaStream_t stream);  // out, x, mask
+// Whether the kernels define `op` for dtype (host-side check before launching).
+bool unary_supported(UnaryOp op, DType in);
+bool binary_supported(BinaryOp op, DType in);
+
+// A sum: out[k] = sum over r of x[kept(k) + red(r)]. Offsets in elements; kept has operands
+// (x, out), red has operand x only. `partial` (float64, n_out * chunks) is scratch for splitting
+// long reductions over several blocks; chunks = 1 means no split.
+struct SumArgs {
+  int64_t n_out = 0, n_red = 0, chunks = 1;
+  OffsetCalc kept, red;
+  const void* x = nullptr;
+  void* out = nullptr;
+  double* partial = nullptr;
+  bool inner_kept_contiguous = false;  // neighbouring outputs read neighbouring inputs
+};
+cudaError_t launch_sum(DType dtype, const SumArgs& a, cudaStream_t stream);
+
+// Rows along one dim: row r of operand k starts at offset(r)[k] and steps by step[k] (elements).
+struct RowArgs {
+  int64_t rows = 0, len = 0;
+  OffsetCalc calc;  // over the row index, element offsets
+  int64_t step[kMaxOperands] = {};
+  void* ptr[kMaxOperands] = {};
+};
+cudaError_t launch_max(DType dtype, const RowArgs& a, cudaStream_t stream);  // x, values, indices
+cudaError_t launch_softmax(DType dtype, const RowArgs& a, bool log, cudaStream_t stream);  // x, out
+cudaError_t launch_softmax_backward(DType dtype, const RowArgs& a, bool log, cudaStream_t stream);  // gx, gy, y
+
+// Indexing. `bad` receives the position of the first index outside [0, rows) (or -1).
+cudaError_t launch_find_bad_index(const int64_t* idx, int64_t idx_stride, int64_t n, int64_t rows,
+                                  int64_t ignore, int64_t* bad, cudaStream_t stream);
+struct GatherArgs {
+  int64_t n = 0, d = 0;
+  const int64_t* idx = nullptr;
+  int64_t idx_stride = 1;
+  void* rows = nullptr;        // (V, D) table: weight (gather) or grad_weight (scatter)
+  int64_t rows_s0 = 0, rows_s1 = 1;
+  void* vec = nullptr;         // (N, D): out (gather) or grad (scatter)
+  int64_t vec_s0 = 0, vec_s1 = 1;
+};
+cudaError_t launch_index_select(DType dtype, const GatherArgs& a, cudaStream_t stream);
+cudaError_t launch_index_add(DType dtype, const GatherArgs& a, cudaStream_t stream);
+
+// Random numbers: element i of the contiguous output takes Philox word (offset + i) of seed.
+cudaError_t launch_uniform(DType dtype, void* out, int64_t n, uint64_t seed, uint64_t offset, double low,
+                           double high, cudaStream_t stream);
+cudaError_t launch_normal(DType dtype, void* out, int64_t n, uint64_t seed, uint64_t offset, double mean,
+                          double stddev, cudaStream_t stream);
+cudaError_t launch_dropout_mask(DType dtype, void* mask, int64_t n, uint64_t seed, uint64_t offset, double p,
+                                cudaStream_t stream);
+
+// Negative log-likelihood rows (N, C); strides in elements.
+struct NllArgs {
+  int64_t n = 0, c = 0, ignore_index = -100;
+  void* logp = nullptr;  // logp (forward) or grad_logp (backward)
+  int64_t s0 = 0, s1 = 1;
+  void* vec = nullptr;   // losses (forward) or grad_losses (backward)
+  int64_t vs = 1;
+  const int64_t* target = nullptr;
+  int64_t ts = 1;
+};
+cudaError_t launch_nll(DType dtype, const NllArgs& a, cudaStream_t stream);
+cudaError_t launch_nll_backward(DType dtype, const NllArgs& a, cudaStream_t stream);
+
+// Optimizers over n contiguous elements.
+struct SgdArgs {
+  double lr, momentum, dampening, weight_decay;
+  bool nesterov, first_step;
+};
+cudaError_t launch_sgd(DType dtype, void* p, const void* g, void* buf, int64_t n, const SgdArgs& a,
+                       cudaStream_t stream);
+struct AdamArgs {
+  double lr, beta1, beta2, eps, weight_decay, bias_correction1, bias_correction2;
+  bool decoupled;
+};
+cudaError_t launch_adam(DType dtype, void* p, const void* g, void* m, void* v, int64_t n, const AdamArgs& a,
+                        cudaStream_t stream);
+
+// Grid size for a grid-stride loop of n items with `threads` per block.
+int grid_for(int64_t n, int threads);
+
+}  // namespace attn::cuda

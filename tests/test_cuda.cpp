@@ -1,0 +1,125 @@
+// The CUDA backend beyond the op table: the caching allocator on real device memory (reuse,
+// statistics, the out-of-memory path under a cap), copies in both directions, the same random
+// numbers as the CPU for one seed, large reductions and softmax rows, TF32 off by default.
+// Every test skips, saying why, where no GPU answers.
+#include <gtest/gtest.h>
+
+#include "core/caching_allocator.h"
+#include "kernels/backend.h"
+#include "tests/test_util.h"
+#if ATTN_WITH_CUDA
+#include "kernels/cuda/cuda_backend.h"
+#endif
+
+namespace attn::test {
+namespace {
+
+#define REQUIRE_GPU()                                  \
+  do {                                                 \
+    std::string why_;                                  \
+    if (!gpu_available(&why_)) GTEST_SKIP() << "no GPU: " << why_; \
+  } while (0)
+
+TEST(Cuda, CopiesRoundTripEveryDtype) {
+  REQUIRE_GPU();
+  Tensor f = uniform({3, 5});
+  EXPECT_EQ(f.to(kCUDA).to(kCPU).to_vector<float>(), f.to_vector<float>());
+  Tensor i = arange(17);
+  EXPECT_EQ(i.to(kCUDA).to(kCPU).to_vector<int64_t>(), i.to_vector<int64_t>());
+  Tensor b = gt(uniform({9}), 0.5);
+  EXPECT_EQ(b.to(kCUDA).to(kCPU).to_vector<bool>(), b.to_vector<bool>());
+  // A strided view goes through contiguous() first.
+  Tensor t = f.t();
+  EXPECT_EQ(t.to(kCUDA).to_vector<float>(), t.to_vector<float>());
+}
+
+TEST(Cuda, SameSeedSameNumbersAsCpu) {
+  REQUIRE_GPU();
+  Generator g1(123), g2(123);
+  EXPECT_EQ(uniform({4097}, -1.0, 1.0, g1).to_vector<float>(),
+            uniform({4097}, -1.0, 1.0, g2, {.device = kCUDA}).to_vector<float>());
+  Generator d1(7), d2(7);
+  Tensor x = ones({1000});
+  Tensor m_cpu = dropout(x, 0.4, true, d1);
+  Tensor m_gpu = dropout(x.to(kCUDA), 0.4, true, d2);
+  EXPECT_EQ(m_cpu.to_vector<float>(), m_gpu.to_vector<float>());  // the same mask, bit for bit
+  Generator n1(5), n2(5);
+  EXPECT_TRUE(all_close(normal({1001}, 0.0, 1.0, n2, {.device = kCUDA}).to(kCPU), normal({1001}, 0.0, 1.0, n1), 1e-6, 1e-6));
+}
+
+TEST(Cuda, LargeReductionsAndRowsMatchCpu) {
+  REQUIRE_GPU();
+  Generator g(11);
+  Tensor x = uniform({4096, 2048}, -1.0, 1.0, g);
+  Tensor xg = x.to(kCUDA);
+  EXPECT_TRUE(all_close(sum(xg).to(kCPU), sum(x), 1e-9, 1e-6));                   // one long reduction
+  EXPECT_TRUE(all_close(sum(xg, {0}).to(kCPU), sum(x, {0}), 1e-9, 1e-9));          // outer dim
+  EXPECT_TRUE(all_close(sum(xg, {1}).to(kCPU), sum(x, {1}), 1e-9, 1e-9));          // inner dim
+  EXPECT_TRUE(all_close(softmax(xg, 1).to(kCPU), softmax(x, 1), 1e-5, 1e-9));      // block-per-row
+  EXPECT_TRUE(all_close(log_softmax(xg, 0).to(kCPU), log_softmax(x, 0), 1e-5, 1e-6));  // strided rows
+  auto [v, i] = max(xg, 1);
+  auto [vc, ic] = max(x, 1);
+  EXPECT_EQ(v.to_vector<float>(), vc.to_vector<float>());
+  EXPECT_EQ(i.to_vector<int64_t>(), ic.to_vector<int64_t>());
+}
+
+TEST(Cuda, EmbeddingIndexOutOfRangeIsAnError) {
+  REQUIRE_GPU();
+  Tensor w = ones({10, 4}, {.device = kCUDA});
+  try {
+    embedding(w, from_vector<int64_t>({1, 12, 3}).to(kCUDA));
+    FAIL() << "expected IndexError";
+  } catch (const IndexError& e) {
+    EXPECT_NE(std::string(e.what()).find("index 12 at position 1"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Cuda, Tf32IsOffByDefault) {
+  REQUIRE_GPU();
+  EXPECT_FALSE(kernels::allow_tf32());
+  // With TF32 off, a float32 product of 1 + 2^-20 terms keeps the low bits TF32 would drop.
+  Tensor a = full({64, 64}, 1.0 + 1.0 / (1 << 20), {.device = kCUDA});
+  Tensor b = ones({64, 64}, {.device = kCUDA});
+  EXPECT_FLOAT_EQ(matmul(a, b).to(kCPU).to_vector<float>()[0], 64.0f * (1.0f + 1.0f / (1 << 20)));
+}
+
+#if ATTN_WITH_CUDA
+TEST(Cuda, AllocatorReusesDeviceMemoryAndReportsStats) {
+  REQUIRE_GPU();
+  CachingAllocator& a = cuda::cuda_allocator(kCUDA);
+  { Tensor warm = empty({1 << 20}, {.device = kCUDA}); }
+  const AllocatorStats before = a.stats();
+  for (int i = 0; i < 50; ++i) {
+    Tensor t = empty({1 << 20}, {.device = kCUDA});  // 4 MiB, freed at the end of each iteration
+  }
+  const AllocatorStats after = a.stats();
+  EXPECT_EQ(after.system_allocations, before.system_allocations);  // no cudaMalloc on the loop
+  EXPECT_EQ(after.allocations, before.allocations + 50);
+  EXPECT_GE(after.peak, int64_t{4} << 20);
+  EXPECT_EQ(after.in_use, before.in_use);
+}
+
+TEST(Cuda, OutOfMemoryUnderACapIsAClearError) {
+  REQUIRE_GPU();
+  CachingAllocator& a = cuda::cuda_allocator(kCUDA);
+  a.empty_cache();
+  a.set_limit(a.stats().reserved + (int64_t{64} << 20));  // 64 MiB more than now
+  Tensor keep = empty({8 << 20}, {.device = kCUDA});      // 32 MiB
+  try {
+    Tensor too_big = empty({16 << 20}, {.device = kCUDA});  // 64 MiB more does not fit
+    FAIL() << "expected OutOfMemoryError";
+  } catch (const OutOfMemoryError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("out of memory"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("64.00 MiB"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("in use"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("reserved"), std::string::npos) << msg;
+  }
+  a.set_limit(0);
+  keep.fill_(2.0);  // the tensor that was live is untouched and usable
+  EXPECT_EQ(keep.to(kCPU).to_vector<float>()[123], 2.0f);
+}
+#endif
+
+}  // namespace
+}  // namespace attn::test
