@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -32,20 +33,40 @@ inline Timing summarize(std::string name, std::vector<double> samples) {
   return t;
 }
 
+// Where time is read: the host clock for CPU work, device events for GPU work (which time the
+// kernels on the stream, not the launch overhead around them).
+struct Clock {
+  std::function<void()> start;
+  std::function<double()> stop;  // seconds since start, after the work has finished
+};
+
+inline Clock host_clock() {
+  auto t0 = std::make_shared<double>(0.0);
+  return {[t0] { *t0 = now_s(); }, [t0] { return now_s() - *t0; }};
+}
+
+// Events on the engine's CUDA stream (tools/bench/cuda_clock.cpp); throws without CUDA.
+Clock cuda_clock();
+
+using Variants = std::vector<std::pair<std::string, std::function<void()>>>;
+
 // Times each variant `reps` times, interleaved, after `warmup` untimed rounds. Each call of a
-// variant is one sample; `sync` (may be empty) runs before each clock read (GPU work).
-inline std::vector<Timing> time_interleaved(const std::vector<std::pair<std::string, std::function<void()>>>& variants,
-                                            int warmup, int reps, const std::function<void()>& sync = {}) {
-  for (int w = 0; w < warmup; ++w)
-    for (auto& v : variants) v.second();
-  if (sync) sync();
+// variant is one sample.
+inline std::vector<Timing> time_interleaved(const Variants& variants, int warmup, int reps,
+                                            const Clock& clock = host_clock()) {
+  for (int w = 0; w < warmup; ++w) {
+    for (auto& v : variants) {
+      clock.start();
+      v.second();
+      clock.stop();
+    }
+  }
   std::vector<std::vector<double>> samples(variants.size());
   for (int r = 0; r < reps; ++r) {
     for (size_t i = 0; i < variants.size(); ++i) {
-      const double t0 = now_s();
+      clock.start();
       variants[i].second();
-      if (sync) sync();
-      samples[i].push_back(now_s() - t0);
+      samples[i].push_back(clock.stop());
     }
   }
   std::vector<Timing> out;

@@ -1,6 +1,7 @@
 // The benchmark suites of `attn bench`.
 #pragma once
 
+#include "core/device.h"
 #include "tools/bench/report.h"
 
 namespace attn::bench {
@@ -11,5 +12,14 @@ struct CoreOptions {
 };
 
 void run_core(Report& rep, const CoreOptions& opt);
+
+struct BackendOptions {
+  Device device = kCPU;
+  int64_t megabytes = 64;
+  int warmup = 3;
+  int reps = 20;
+};
+
+void run_backend(Report& rep, const BackendOptions& opt);
 
 }  // namespace attn::bench

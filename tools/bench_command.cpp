@@ -1,0 +1,71 @@
+// `attn bench ...`: the benchmark suites, as a table or as JSON.
+#include <fmt/core.h>
+#include <omp.h>
+
+#include "kernels/backend.h"
+#include "tools/bench/suites.h"
+#include "tools/commands.h"
+
+namespace attn::cli {
+
+Device resolve_device(const std::string& name) {
+  if (name == "auto") return kernels::has_backend(DeviceType::CUDA) ? kCUDA : kCPU;
+  Device d = Device::parse(name);
+  if (d.is_cuda()) {
+    ATTN_CHECK(kernels::has_backend(DeviceType::CUDA), DeviceError, "--device {}: {}", name,
+               kernels::backend_unavailable_reason(DeviceType::CUDA));
+  }
+  return d;
+}
+
+namespace {
+
+std::string describe(Device d) {
+  if (d.is_cpu()) return fmt::format("cpu ({} OpenMP threads)", omp_get_max_threads());
+  return d.str();
+}
+
+void emit(const bench::Report& rep, bool json) {
+  if (json)
+    fmt::print("{}\n", rep.json());
+  else
+    rep.print_table();
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  auto* bench = app.add_subcommand("bench", "Measure the engine and its kernels");
+  bench->require_subcommand(1);
+  static bool json = false;
+  static bench::CoreOptions core_opt;
+  static bench::BackendOptions backend_opt;
+  static std::string device = "auto";
+
+  auto* core = bench->add_subcommand("core", "GEMM through the engine vs raw OpenBLAS; the fixed cost of a tiny op (CPU)");
+  core->add_flag("--json", json, "Print JSON instead of a table");
+  core->add_option("--reps", core_opt.reps, "Timed runs per variant")->check(CLI::PositiveNumber);
+  core->add_option("--warmup", core_opt.warmup, "Untimed runs per variant first");
+  core->callback([] {
+    bench::Report rep;
+    rep.device = describe(kCPU);
+    bench::run_core(rep, core_opt);
+    emit(rep, json);
+  });
+
+  auto* backend = bench->add_subcommand("backend", "Elementwise, reduction and GEMM kernels vs the device's copy bandwidth and BLAS");
+  backend->add_flag("--json", json, "Print JSON instead of a table");
+  backend->add_option("--device", device, "auto | cpu | cuda")->capture_default_str();
+  backend->add_option("--megabytes", backend_opt.megabytes, "Size of each tensor")->capture_default_str();
+  backend->add_option("--reps", backend_opt.reps, "Timed runs per variant")->check(CLI::PositiveNumber);
+  backend->add_option("--warmup", backend_opt.warmup, "Untimed runs per variant first");
+  backend->callback([] {
+    backend_opt.device = resolve_device(device);
+    bench::Report rep;
+    rep.device = describe(backend_opt.device);
+    bench::run_backend(rep, backend_opt);
+    emit(rep, json);
+  });
+}
+
+}  // namespace attn::cli

@@ -1,0 +1,17 @@
+// The subcommands of `attn`, one registration function per file.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+#include "core/device.h"
+
+namespace attn::cli {
+
+void add_bench_command(CLI::App& app);
+
+// "auto" (a GPU when one answers, else the CPU), "cpu", "cuda", "cuda:N".
+Device resolve_device(const std::string& name);
+
+}  // namespace attn::cli
