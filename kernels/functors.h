@@ -10,16 +10,23 @@
 
 #include "core/dtype_base.h"
 #include "core/philox.h"  // ATTN_HD
+#include "kernels/cpu/fast_math.h"
 #include "kernels/ops_enum.h"
 
 namespace attn::kernels::fn {
 
-// ---- math that resolves to the float or double C function on both host and device ----
+// ---- math: the device's float functions on the GPU, the vectorizable ones of
+// kernels/cpu/fast_math.h for float on the CPU, the C library for double ----
+#if defined(__CUDA_ARCH__)
 ATTN_HD float exp_(float x) { return ::expf(x); }
+ATTN_HD float tanh_(float x) { return ::tanhf(x); }
+#else
+inline float exp_(float x) { return cpu::fast_exp(x); }
+inline float tanh_(float x) { return cpu::fast_tanh(x); }
+#endif
 ATTN_HD double exp_(double x) { return ::exp(x); }
 ATTN_HD float log_(float x) { return ::logf(x); }
 ATTN_HD double log_(double x) { return ::log(x); }
-ATTN_HD float tanh_(float x) { return ::tanhf(x); }
 ATTN_HD double tanh_(double x) { return ::tanh(x); }
 ATTN_HD float sqrt_(float x) { return ::sqrtf(x); }
 ATTN_HD double sqrt_(double x) { return ::sqrt(x); }

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/fast_math.h"
 #include "kernels/cpu/loop.h"
 
 namespace attn::cpu {
@@ -64,6 +65,7 @@ void sum_typed(const Tensor& out, const Tensor& x) {
           int64_t rx, unused;
           space_offsets(red, r, rx, unused);
           const T* row = xp + xo + rx + j0;
+#pragma omp simd
           for (int64_t j = 0; j < len; ++j) acc[j] += static_cast<Acc>(row[j]);
         }
         for (int64_t j = 0; j < len; ++j) op[oo + j0 + j] = static_cast<T>(acc[j]);
@@ -88,6 +90,7 @@ void sum_typed(const Tensor& out, const Tensor& x) {
         space_offsets(red_outer, r, rx, unused);
         const T* p = xp + xo + rx;
         if (rin_stride == 1) {
+#pragma omp simd reduction(+ : acc)
           for (int64_t j = 0; j < rin; ++j) acc += static_cast<Acc>(p[j]);
         } else {
           for (int64_t j = 0; j < rin; ++j) acc += static_cast<Acc>(p[j * rin_stride]);
@@ -138,33 +141,67 @@ void CpuBackend::max(const Tensor& values, const Tensor& indices, const Tensor& 
   });
 }
 
+namespace {
+
+// One softmax row: x read with stride sx, y written with stride sy. exp in the element type
+// (vectorized fast exp for float), the sum carried in double.
+template <typename T>
+inline void softmax_row(const T* x, T* y, int64_t len, int64_t sx, int64_t sy, bool log) {
+  using Acc = acc_t<T>;
+  T mx = -std::numeric_limits<T>::infinity();
+  if (sx == 1) {
+#pragma omp simd reduction(max : mx)
+    for (int64_t j = 0; j < len; ++j) mx = x[j] > mx ? x[j] : mx;
+  } else {
+    for (int64_t j = 0; j < len; ++j) mx = std::max(mx, x[j * sx]);
+  }
+  if (std::isinf(mx) && mx < 0) mx = 0;  // a row of -inf: avoid inf - inf
+  Acc total = 0;
+  if (log) {
+    if (sx == 1) {
+#pragma omp simd reduction(+ : total)
+      for (int64_t j = 0; j < len; ++j) total += static_cast<Acc>(exp_t(x[j] - mx));
+    } else {
+      for (int64_t j = 0; j < len; ++j) total += static_cast<Acc>(exp_t(x[j * sx] - mx));
+    }
+    const T lse = static_cast<T>(std::log(total)) + mx;
+    for (int64_t j = 0; j < len; ++j) y[j * sy] = x[j * sx] - lse;
+    return;
+  }
+  if (sx == 1 && sy == 1) {
+#pragma omp simd reduction(+ : total)
+    for (int64_t j = 0; j < len; ++j) {
+      const T e = exp_t(x[j] - mx);
+      y[j] = e;
+      total += static_cast<Acc>(e);
+    }
+    const T inv = static_cast<T>(Acc(1) / total);
+#pragma omp simd
+    for (int64_t j = 0; j < len; ++j) y[j] *= inv;
+    return;
+  }
+  for (int64_t j = 0; j < len; ++j) {
+    const T e = exp_t(x[j * sx] - mx);
+    y[j * sy] = e;
+    total += static_cast<Acc>(e);
+  }
+  const T inv = static_cast<T>(Acc(1) / total);
+  for (int64_t j = 0; j < len; ++j) y[j * sy] *= inv;
+}
+
+}  // namespace
+
 void CpuBackend::softmax(const Tensor& out, const Tensor& x, int64_t dim, bool log) {
   RowSpace rs = make_rows({&x, &out}, dim);
   dispatch_float(x.dtype(), "softmax", [&](auto tag) {
     using T = decltype(tag);
-    using Acc = acc_t<T>;
     const T* xp = x.data<T>();
     T* op = out.data<T>();
-    const int64_t sx = rs.step[0], so = rs.step[1], len = rs.len;
-    parallel_for(rs.rows, std::max<int64_t>(1, kParallelGrain / len), [&](int64_t b, int64_t e) {
+    parallel_for(rs.rows, std::max<int64_t>(1, kParallelGrain / rs.len), [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r) {
         int64_t off[2];
         rs.offsets(r, off);
-        const T* p = xp + off[0];
-        T* q = op + off[1];
-        T mx = -std::numeric_limits<T>::infinity();
-        for (int64_t j = 0; j < len; ++j) mx = std::max(mx, p[j * sx]);
-        if (std::isinf(mx) && mx < 0) mx = 0;  // a row of -inf: avoid inf - inf
-        Acc total = 0;
-        for (int64_t j = 0; j < len; ++j) total += std::exp(static_cast<Acc>(p[j * sx] - mx));
-        if (log) {
-          const T lse = static_cast<T>(std::log(total)) + mx;
-          for (int64_t j = 0; j < len; ++j) q[j * so] = p[j * sx] - lse;
-        } else {
-          const Acc inv = Acc(1) / total;
-          for (int64_t j = 0; j < len; ++j)
-            q[j * so] = static_cast<T>(std::exp(static_cast<Acc>(p[j * sx] - mx)) * inv);
-        }
+        softmax_row(xp + off[0], op + off[1], rs.len, rs.step[0], rs.step[1], log);
       }
     });
   });
@@ -191,8 +228,8 @@ void CpuBackend::softmax_backward(const Tensor& grad_x, const Tensor& grad_y, co
         if (log) {
           // d/dx of log_softmax: g - softmax * sum(g)
           for (int64_t j = 0; j < len; ++j) dot += g[j * s1];
-          for (int64_t j = 0; j < len; ++j)
-            a[j * s0] = static_cast<T>(g[j * s1] - std::exp(yy[j * s2]) * dot);
+          const T d = static_cast<T>(dot);
+          for (int64_t j = 0; j < len; ++j) a[j * s0] = g[j * s1] - exp_t(yy[j * s2]) * d;
         } else {
           // d/dx of softmax: y * (g - sum(g * y))
           for (int64_t j = 0; j < len; ++j) dot += static_cast<Acc>(g[j * s1]) * yy[j * s2];
