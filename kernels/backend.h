@@ -86,6 +86,43 @@ class Backend {
   virtual void nll_loss_backward(const Tensor& grad_logp, const Tensor& grad_losses,
                                  const Tensor& target, int64_t ignore_index) = 0;
 
+  // ---- fused LSTM cell: one time step of a layer over the batch (core/ops/lstm.cpp) ----
+  // Pre-activations z = xproj_t + gates (both (B, 4H), gate order i, f, g, o). Rows with
+  // t < lengths[b]: c = s(f) c + s(i) tanh(g), h = s(o) tanh(c), y_t = h; other rows keep h and c
+  // and get y_t = 0. Saves act_t = (s(i), s(f), tanh(g), s(o)) and the state before the step
+  // (hprev_t, cprev_t). h and c (B, H) are updated in place; all tensors have a unit inner
+  // stride and any row stride.
+  virtual void lstm_cell_forward(const Tensor& xproj_t, const Tensor& gates, const Tensor& lengths, int64_t t,
+                                 const Tensor& h, const Tensor& c, const Tensor& y_t, const Tensor& act_t,
+                                 const Tensor& hprev_t, const Tensor& cprev_t) = 0;
+  // Backward of that step. dh, dc (B, H) hold the gradients w.r.t. the state after the step and
+  // are replaced by those w.r.t. the state before it, except dh's path through W_hh, which the
+  // caller adds with one GEMM (dgates_t W_hh). dgates_t (B, 4H) is written (0 at padded rows).
+  // dy_t may be undefined.
+  virtual void lstm_cell_backward(const Tensor& act_t, const Tensor& cprev_t, const Tensor& lengths, int64_t t,
+                                  const Tensor& dy_t, const Tensor& dh, const Tensor& dc, const Tensor& dgates_t) = 0;
+
+  // ---- fused attention (core/ops/attention.cpp) ----
+  // query (B, T, D); keys (B, S, D) and v (D) for additive scoring, undefined for dot scoring
+  // (then D = H); values (B, S, H); lengths (B). Writes context (B, T, H) and weights (B, T, S).
+  virtual void attention_forward(const Tensor& query, const Tensor& keys, const Tensor& v, const Tensor& values,
+                                 const Tensor& lengths, const Tensor& context, const Tensor& weights) = 0;
+  // Gradients, written (not accumulated): dquery (B, T, D), dkeys (B, S, D) and dv (D) (additive
+  // only), dvalues (B, S, H). d_weights may be undefined.
+  virtual void attention_backward(const Tensor& query, const Tensor& keys, const Tensor& v, const Tensor& values,
+                                  const Tensor& lengths, const Tensor& weights, const Tensor& d_context,
+                                  const Tensor& d_weights, const Tensor& dquery, const Tensor& dkeys,
+                                  const Tensor& dv, const Tensor& dvalues) = 0;
+
+  // ---- fused softmax + NLL (core/ops/softmax_nll.cpp) ----
+  // losses (N): per-row loss (0 at ignored rows); lse (N): the log-sum-exp of each row.
+  virtual void softmax_nll_forward(const Tensor& logits, const Tensor& target, int64_t ignore_index,
+                                   double smoothing, const Tensor& losses, const Tensor& lse) = 0;
+  // grad_logits (N, V) = grad_losses[i] * (softmax(logits[i]) - q_i), 0 at ignored rows.
+  virtual void softmax_nll_backward(const Tensor& logits, const Tensor& target, int64_t ignore_index,
+                                    double smoothing, const Tensor& lse, const Tensor& grad_losses,
+                                    const Tensor& grad_logits) = 0;
+
   // ---- optimizers (contiguous tensors of one shape, updated in place) ----
   virtual void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
                         const SgdConfig& cfg) = 0;

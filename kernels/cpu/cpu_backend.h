@@ -43,6 +43,22 @@ class CpuBackend final : public kernels::Backend {
   void nll_loss_backward(const Tensor& grad_logp, const Tensor& grad_losses, const Tensor& target,
                          int64_t ignore_index) override;
 
+  void lstm_cell_forward(const Tensor& xproj_t, const Tensor& gates, const Tensor& lengths, int64_t t,
+                         const Tensor& h, const Tensor& c, const Tensor& y_t, const Tensor& act_t,
+                         const Tensor& hprev_t, const Tensor& cprev_t) override;
+  void lstm_cell_backward(const Tensor& act_t, const Tensor& cprev_t, const Tensor& lengths, int64_t t,
+                          const Tensor& dy_t, const Tensor& dh, const Tensor& dc, const Tensor& dgates_t) override;
+  void attention_forward(const Tensor& query, const Tensor& keys, const Tensor& v, const Tensor& values,
+                         const Tensor& lengths, const Tensor& context, const Tensor& weights) override;
+  void attention_backward(const Tensor& query, const Tensor& keys, const Tensor& v, const Tensor& values,
+                          const Tensor& lengths, const Tensor& weights, const Tensor& d_context,
+                          const Tensor& d_weights, const Tensor& dquery, const Tensor& dkeys, const Tensor& dv,
+                          const Tensor& dvalues) override;
+  void softmax_nll_forward(const Tensor& logits, const Tensor& target, int64_t ignore_index, double smoothing,
+                           const Tensor& losses, const Tensor& lse) override;
+  void softmax_nll_backward(const Tensor& logits, const Tensor& target, int64_t ignore_index, double smoothing,
+                            const Tensor& lse, const Tensor& grad_losses, const Tensor& grad_logits) override;
+
   void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
                 const kernels::SgdConfig& cfg) override;
   void adam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,

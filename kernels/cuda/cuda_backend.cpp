@@ -483,6 +483,137 @@ void CudaBackend::nll_loss_backward(const Tensor& grad_logp, const Tensor& grad_
   ATTN_CUDA_CHECK(launch_nll_backward(grad_logp.dtype(), nll_args(grad_logp, grad_losses, target, ignore_index), stream()));
 }
 
+// ---------------------------------------------------------------- fused kernels
+
+void CudaBackend::lstm_cell_forward(const Tensor& xproj_t, const Tensor& gates, const Tensor& lengths, int64_t t,
+                                    const Tensor& h, const Tensor& c, const Tensor& y_t, const Tensor& act_t,
+                                    const Tensor& hprev_t, const Tensor& cprev_t) {
+  LstmCellArgs a;
+  a.B = h.size(0);
+  a.H = h.size(1);
+  a.t = t;
+  a.lengths = lengths.data<int64_t>();
+  a.xproj = xproj_t.raw_data();
+  a.xproj_s = xproj_t.stride(0);
+  a.gates = gates.raw_data();
+  a.gates_s = gates.stride(0);
+  a.h = h.raw_data();
+  a.h_s = h.stride(0);
+  a.c = c.raw_data();
+  a.c_s = c.stride(0);
+  a.y = y_t.raw_data();
+  a.y_s = y_t.stride(0);
+  a.act = act_t.raw_data();
+  a.act_s = act_t.stride(0);
+  a.hprev = hprev_t.raw_data();
+  a.hprev_s = hprev_t.stride(0);
+  a.cprev = cprev_t.raw_data();
+  a.cprev_s = cprev_t.stride(0);
+  ATTN_CUDA_CHECK(launch_lstm_cell_forward(h.dtype(), a, stream()));
+}
+
+void CudaBackend::lstm_cell_backward(const Tensor& act_t, const Tensor& cprev_t, const Tensor& lengths, int64_t t,
+                                     const Tensor& dy_t, const Tensor& dh, const Tensor& dc, const Tensor& dgates_t) {
+  LstmCellArgs a;
+  a.B = dh.size(0);
+  a.H = dh.size(1);
+  a.t = t;
+  a.lengths = lengths.data<int64_t>();
+  a.act = act_t.raw_data();
+  a.act_s = act_t.stride(0);
+  a.cprev = cprev_t.raw_data();
+  a.cprev_s = cprev_t.stride(0);
+  a.y = dy_t.defined() ? dy_t.raw_data() : nullptr;
+  a.y_s = dy_t.defined() ? dy_t.stride(0) : 0;
+  a.h = dh.raw_data();
+  a.h_s = dh.stride(0);
+  a.c = dc.raw_data();
+  a.c_s = dc.stride(0);
+  a.dgates = dgates_t.raw_data();
+  a.dgates_s = dgates_t.stride(0);
+  ATTN_CUDA_CHECK(launch_lstm_cell_backward(dh.dtype(), a, stream()));
+}
+
+namespace {
+AttentionArgs attention_args(const Tensor& query, const Tensor& keys, const Tensor& v, const Tensor& values,
+                             const Tensor& lengths) {
+  AttentionArgs a;
+  a.B = query.size(0);
+  a.T = query.size(1);
+  a.D = query.size(2);
+  a.S = values.size(1);
+  a.H = values.size(2);
+  a.lengths = lengths.data<int64_t>();
+  a.query = query.raw_data();
+  a.keys = keys.defined() ? keys.raw_data() : nullptr;
+  a.v = v.defined() ? v.raw_data() : nullptr;
+  a.values = values.raw_data();
+  return a;
+}
+}  // namespace
+
+void CudaBackend::attention_forward(const Tensor& query, const Tensor& keys, const Tensor& v, const Tensor& values,
+                                    const Tensor& lengths, const Tensor& context, const Tensor& weights) {
+  AttentionArgs a = attention_args(query, keys, v, values, lengths);
+  a.context = context.raw_data();
+  a.weights = weights.raw_data();
+  ATTN_CUDA_CHECK(launch_attention_forward(query.dtype(), a, stream()));
+}
+
+void CudaBackend::attention_backward(const Tensor& query, const Tensor& keys, const Tensor& v, const Tensor& values,
+                                     const Tensor& lengths, const Tensor& weights, const Tensor& d_context,
+                                     const Tensor& d_weights, const Tensor& dquery, const Tensor& dkeys,
+                                     const Tensor& dv, const Tensor& dvalues) {
+  AttentionArgs a = attention_args(query, keys, v, values, lengths);
+  a.weights = weights.raw_data();
+  a.d_context = d_context.raw_data();
+  a.d_weights = d_weights.defined() ? d_weights.raw_data() : nullptr;
+  a.dquery = dquery.raw_data();
+  a.dkeys = dkeys.defined() ? dkeys.raw_data() : nullptr;
+  a.dv = dv.defined() ? dv.raw_data() : nullptr;
+  a.dvalues = dvalues.raw_data();
+  Tensor scratch = empty(Shape{a.B * a.T * a.S}, {DType::Float64, device_});
+  a.scratch = scratch.raw_data();
+  ATTN_CUDA_CHECK(launch_attention_backward(query.dtype(), a, stream()));
+}
+
+void CudaBackend::softmax_nll_forward(const Tensor& logits, const Tensor& target, int64_t ignore_index, double smoothing,
+                                      const Tensor& losses, const Tensor& lse) {
+  if (auto bad = find_bad_index(target, logits.size(1), ignore_index)) {
+    throw IndexError(fmt::format("softmax_nll: target {} at position {} is out of range for {} classes", bad->second,
+                                 bad->first, logits.size(1)));
+  }
+  SoftmaxNllArgs a;
+  a.N = logits.size(0);
+  a.V = logits.size(1);
+  a.ignore_index = ignore_index;
+  a.smoothing = smoothing;
+  a.logits = logits.raw_data();
+  a.target = target.data<int64_t>();
+  a.target_s = target.stride(0);
+  a.losses = losses.raw_data();
+  a.lse = lse.raw_data();
+  ATTN_CUDA_CHECK(launch_softmax_nll_forward(logits.dtype(), a, stream()));
+}
+
+void CudaBackend::softmax_nll_backward(const Tensor& logits, const Tensor& target, int64_t ignore_index,
+                                       double smoothing, const Tensor& lse, const Tensor& grad_losses,
+                                       const Tensor& grad_logits) {
+  SoftmaxNllArgs a;
+  a.N = logits.size(0);
+  a.V = logits.size(1);
+  a.ignore_index = ignore_index;
+  a.smoothing = smoothing;
+  a.logits = logits.raw_data();
+  a.target = target.data<int64_t>();
+  a.target_s = target.stride(0);
+  a.lse = lse.raw_data();
+  a.grad_losses = grad_losses.raw_data();
+  a.grad_losses_s = grad_losses.stride(0);
+  a.grad_logits = grad_logits.raw_data();
+  ATTN_CUDA_CHECK(launch_softmax_nll_backward(logits.dtype(), a, stream()));
+}
+
 // ---------------------------------------------------------------- optimizers
 
 void CudaBackend::sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,

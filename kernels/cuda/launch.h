@@ -121,6 +121,72 @@ struct AdamArgs {
 cudaError_t launch_adam(DType dtype, void* p, const void* g, void* m, void* v, int64_t n, const AdamArgs& a,
                         cudaStream_t stream);
 
+// Fused LSTM cell over the batch for step t. Row strides (elements) per operand; unit inner
+// stride. Pointers as in Backend::lstm_cell_forward / lstm_cell_backward.
+struct LstmCellArgs {
+  int64_t B = 0, H = 0, t = 0;
+  const int64_t* lengths = nullptr;
+  const void* xproj = nullptr;  // forward: pre-activation inputs
+  int64_t xproj_s = 0;
+  const void* gates = nullptr;
+  int64_t gates_s = 0;
+  void* h = nullptr;            // forward: state (in place); backward: dh
+  int64_t h_s = 0;
+  void* c = nullptr;            // forward: state; backward: dc
+  int64_t c_s = 0;
+  void* y = nullptr;            // forward: output at t; backward: dy (may be null)
+  int64_t y_s = 0;
+  void* act = nullptr;
+  int64_t act_s = 0;
+  void* hprev = nullptr;        // forward only
+  int64_t hprev_s = 0;
+  void* cprev = nullptr;
+  int64_t cprev_s = 0;
+  void* dgates = nullptr;       // backward only
+  int64_t dgates_s = 0;
+};
+cudaError_t launch_lstm_cell_forward(DType dtype, const LstmCellArgs& a, cudaStream_t stream);
+cudaError_t launch_lstm_cell_backward(DType dtype, const LstmCellArgs& a, cudaStream_t stream);
+
+// Fused attention; all tensors contiguous: query (B, T, D), keys (B, S, D) and v (D) when
+// additive (null for dot), values (B, S, H), context (B, T, H), weights (B, T, S).
+struct AttentionArgs {
+  int64_t B = 0, T = 0, S = 0, D = 0, H = 0;
+  const int64_t* lengths = nullptr;
+  const void* query = nullptr;
+  const void* keys = nullptr;
+  const void* v = nullptr;
+  const void* values = nullptr;
+  void* context = nullptr;
+  void* weights = nullptr;
+  // backward
+  const void* d_context = nullptr;
+  const void* d_weights = nullptr;  // may be null
+  void* dquery = nullptr;
+  void* dkeys = nullptr;
+  void* dv = nullptr;
+  void* dvalues = nullptr;
+  void* scratch = nullptr;  // float64, B * T * S: d(score) per row
+};
+cudaError_t launch_attention_forward(DType dtype, const AttentionArgs& a, cudaStream_t stream);
+cudaError_t launch_attention_backward(DType dtype, const AttentionArgs& a, cudaStream_t stream);
+
+// Fused softmax + NLL over contiguous logits (N, V).
+struct SoftmaxNllArgs {
+  int64_t N = 0, V = 0, ignore_index = -100;
+  double smoothing = 0.0;
+  const void* logits = nullptr;
+  const int64_t* target = nullptr;
+  int64_t target_s = 1;
+  void* losses = nullptr;  // forward
+  void* lse = nullptr;     // forward out, backward in
+  const void* grad_losses = nullptr;  // backward
+  int64_t grad_losses_s = 1;
+  void* grad_logits = nullptr;
+};
+cudaError_t launch_softmax_nll_forward(DType dtype, const SoftmaxNllArgs& a, cudaStream_t stream);
+cudaError_t launch_softmax_nll_backward(DType dtype, const SoftmaxNllArgs& a, cudaStream_t stream);
+
 // Grid size for a grid-stride loop of n items with `threads` per block.
 int grid_for(int64_t n, int threads);
 

@@ -1,0 +1,144 @@
+// Fused attention: score, mask, softmax and context in one op with one fused backward.
+//
+//   additive:  score[b,t,s] = v . tanh(query[b,t] + keys[b,s])     (Bahdanau, Luong concat)
+//   dot:       score[b,t,s] = query[b,t] . values[b,s]             (Luong dot; general)
+//   weights[b,t,:] = softmax over s < lengths[b] (exactly 0 beyond)
+//   context[b,t]   = sum_s weights[b,t,s] values[b,s]
+//
+// The backward recomputes the additive tanh terms instead of saving a (B, T, S, A) tensor;
+// it saves only the inputs and the weights (B, T, S).
+#include "core/autograd/node.h"
+#include "core/ops/fused.h"
+#include "core/ops/op_utils.h"
+
+namespace attn {
+
+namespace {
+
+struct AttentionBackward final : Node {
+  SavedTensor query, keys, v, values, lengths, weights;  // query/weights as (B, T, .)
+  bool additive = false;
+  bool single = false;  // the caller's query had no T dim
+  AttentionBackward() { num_outputs = 2; }
+  std::string_view name() const override { return additive ? "AdditiveAttentionBackward" : "DotAttentionBackward"; }
+
+  TensorList apply(TensorList& g) override {
+    const Tensor q = query.unpack(name()), val = values.unpack(name()), w = weights.unpack(name());
+    const Tensor k = additive ? keys.unpack(name()) : Tensor(), vv = additive ? v.unpack(name()) : Tensor();
+    const Tensor lens = lengths.unpack(name());
+    const int64_t B = q.size(0), T = q.size(1), H = val.size(2);
+    const Options opt{q.dtype(), q.device()};
+    Tensor dctx = g[0].defined() ? g[0].contiguous() : zeros(Shape{B, T, H}, opt);
+    Tensor dw = g[1].defined() ? g[1].contiguous() : Tensor();
+    if (single) {
+      dctx = alias(dctx, Shape{B, 1, H}, contiguous_strides(Shape{B, 1, H}), dctx.offset());
+      if (dw.defined()) dw = alias(dw, Shape{B, 1, dw.size(1)}, contiguous_strides(Shape{B, 1, dw.size(1)}), dw.offset());
+    }
+    Tensor dq = empty(q.shape(), opt), dvalues = empty(val.shape(), opt);
+    Tensor dk = additive ? empty(k.shape(), opt) : Tensor(), dv = additive ? empty(vv.shape(), opt) : Tensor();
+    kernels::dispatch(name(), {&q, &val}).attention_backward(q, k, vv, val, lens, w, dctx, dw, dq, dk, dv, dvalues);
+    if (single) dq = alias(dq, Shape{B, q.size(2)}, contiguous_strides(Shape{B, q.size(2)}), 0);
+    TensorList out;
+    out.push_back(dq);
+    if (additive) {
+      out.push_back(dk);
+      out.push_back(dv);
+    }
+    out.push_back(dvalues);
+    return out;
+  }
+  void release_saved() override {
+    query.release();
+    keys.release();
+    v.release();
+    values.release();
+    lengths.release();
+    weights.release();
+  }
+};
+
+AttentionOutput attention(const Tensor& query_in, const Tensor& keys_in, const Tensor& v_in, const Tensor& values_in,
+                          const Tensor& lengths, bool additive) {
+  const std::string_view op = additive ? "additive_attention" : "dot_attention";
+  check_defined(query_in, op);
+  check_defined(values_in, op);
+  check_defined(lengths, op);
+  check_floating(query_in, op);
+  ATTN_CHECK(values_in.dim() == 3, ShapeError, "{}: values must be (B, S, H), got shape {}", op, values_in.shape());
+  const int64_t B = values_in.size(0), S = values_in.size(1), H = values_in.size(2);
+  ATTN_CHECK(query_in.dim() == 2 || query_in.dim() == 3, ShapeError, "{}: query must be (B, D) or (B, T, D), got shape {}",
+             op, query_in.shape());
+  const bool single = query_in.dim() == 2;
+  const int64_t D = query_in.size(-1);
+  ATTN_CHECK(query_in.size(0) == B, ShapeError, "{}: query of shape {} and values of shape {} differ in batch size", op,
+             query_in.shape(), values_in.shape());
+  if (additive) {
+    check_defined(keys_in, op);
+    check_defined(v_in, op);
+    ATTN_CHECK(keys_in.shape() == (Shape{B, S, D}), ShapeError,
+               "{}: keys must be (B, S, A) = ({}, {}, {}) to match query {} and values {}, got shape {}", op, B, S, D,
+               query_in.shape(), values_in.shape(), keys_in.shape());
+    ATTN_CHECK(v_in.shape() == Shape{D}, ShapeError, "{}: v must be ({}), got shape {}", op, D, v_in.shape());
+  } else {
+    ATTN_CHECK(D == H, ShapeError, "{}: query of shape {} and values of shape {} differ in feature size", op,
+               query_in.shape(), values_in.shape());
+  }
+  for (const Tensor* t : {&keys_in, &v_in, &values_in}) {
+    ATTN_CHECK(!t->defined() || t->dtype() == query_in.dtype(), DTypeError, "{}: dtypes differ ({} and {})", op,
+               query_in.dtype(), t->dtype());
+  }
+  ATTN_CHECK(lengths.dtype() == DType::Int64 && lengths.shape() == Shape{B}, ShapeError,
+             "{}: lengths must be int64 ({}), got {} {}", op, B, lengths.dtype(), lengths.shape());
+  auto& be = kernels::dispatch(op, {&query_in, &keys_in, &v_in, &values_in, &lengths});
+  const std::vector<int64_t> lv = lengths.to_vector<int64_t>();
+  for (size_t b = 0; b < lv.size(); ++b) {
+    ATTN_CHECK(lv[b] >= 1 && lv[b] <= S, ValueError, "{}: lengths[{}] = {} is outside [1, {}] (the padded length)", op,
+               b, lv[b], S);
+  }
+
+  const int64_t T = single ? 1 : query_in.size(1);
+  Tensor q = query_in.contiguous();
+  if (single) q = alias(q, Shape{B, 1, D}, Strides{D, D, 1}, q.offset());
+  const Tensor k = additive ? keys_in.contiguous() : Tensor(), vv = additive ? v_in.contiguous() : Tensor();
+  const Tensor val = values_in.contiguous();
+  const Options opt{q.dtype(), q.device()};
+  Tensor context = empty(Shape{B, T, H}, opt), weights = empty(Shape{B, T, S}, opt);
+  be.attention_forward(q, k, vv, val, lengths, context, weights);
+
+  AttentionOutput out{context, weights};
+  if (single) {
+    out.context = alias(context, Shape{B, H}, Strides{H, 1}, 0);
+    out.weights = alias(weights, Shape{B, S}, Strides{S, 1}, 0);
+  }
+  const bool grad = additive ? needs_grad(query_in, keys_in, v_in, values_in) : needs_grad(query_in, values_in);
+  if (grad) {
+    auto node = additive ? make_node<AttentionBackward>({&query_in, &keys_in, &v_in, &values_in})
+                         : make_node<AttentionBackward>({&query_in, &values_in});
+    node->query = SavedTensor(q);
+    if (additive) {
+      node->keys = SavedTensor(k);
+      node->v = SavedTensor(vv);
+    }
+    node->values = SavedTensor(val);
+    node->lengths = SavedTensor(lengths);
+    node->weights = SavedTensor(weights, /*is_output=*/true);
+    node->additive = additive;
+    node->single = single;
+    set_history(out.context, node, 0);
+    set_history(out.weights, node, 1);
+  }
+  return out;
+}
+
+}  // namespace
+
+AttentionOutput additive_attention(const Tensor& query, const Tensor& keys, const Tensor& v, const Tensor& values,
+                                   const Tensor& lengths) {
+  return attention(query, keys, v, values, lengths, true);
+}
+
+AttentionOutput dot_attention(const Tensor& query, const Tensor& values, const Tensor& lengths) {
+  return attention(query, Tensor(), Tensor(), values, lengths, false);
+}
+
+}  // namespace attn

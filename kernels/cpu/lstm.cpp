@@ -1,0 +1,94 @@
+// CPU fused LSTM cell, forward and backward, one time step over the batch (the step loop and
+// the GEMMs are in core/ops/lstm.cpp). Rows of the batch run in parallel; the hidden dimension
+// is the vectorized inner loop, with the fast sigmoid / tanh of fast_math.h for float.
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/fast_math.h"
+#include "kernels/cpu/loop.h"
+
+namespace attn::cpu {
+
+void CpuBackend::lstm_cell_forward(const Tensor& xproj_t, const Tensor& gates, const Tensor& lengths, int64_t t,
+                                   const Tensor& h, const Tensor& c, const Tensor& y_t, const Tensor& act_t,
+                                   const Tensor& hprev_t, const Tensor& cprev_t) {
+  const int64_t B = h.size(0), H = h.size(1);
+  const int64_t* len = lengths.data<int64_t>();
+  dispatch_float(h.dtype(), "lstm_cell_forward", [&](auto tag) {
+    using T = decltype(tag);
+    parallel_for(B, std::max<int64_t>(1, kParallelGrain / (8 * H)), [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const T* zx = xproj_t.data<T>() + b * xproj_t.stride(0);
+        const T* zh = gates.data<T>() + b * gates.stride(0);
+        T* hb = h.data<T>() + b * h.stride(0);
+        T* cb = c.data<T>() + b * c.stride(0);
+        T* yb = y_t.data<T>() + b * y_t.stride(0);
+        T* ab = act_t.data<T>() + b * act_t.stride(0);
+        T* hp = hprev_t.data<T>() + b * hprev_t.stride(0);
+        T* cp = cprev_t.data<T>() + b * cprev_t.stride(0);
+        for (int64_t j = 0; j < H; ++j) {
+          hp[j] = hb[j];
+          cp[j] = cb[j];
+        }
+        if (t >= len[b]) {  // padding: the state carries over, the output is zero
+          for (int64_t j = 0; j < H; ++j) yb[j] = T(0);
+          for (int64_t j = 0; j < 4 * H; ++j) ab[j] = T(0);
+          continue;
+        }
+#pragma omp simd
+        for (int64_t j = 0; j < H; ++j) {
+          const T i = sigmoid_t(zx[j] + zh[j]);
+          const T f = sigmoid_t(zx[H + j] + zh[H + j]);
+          const T g = tanh_t(zx[2 * H + j] + zh[2 * H + j]);
+          const T o = sigmoid_t(zx[3 * H + j] + zh[3 * H + j]);
+          const T cn = f * cb[j] + i * g;
+          const T hn = o * tanh_t(cn);
+          cb[j] = cn;
+          hb[j] = hn;
+          yb[j] = hn;
+          ab[j] = i;
+          ab[H + j] = f;
+          ab[2 * H + j] = g;
+          ab[3 * H + j] = o;
+        }
+      }
+    });
+  });
+}
+
+void CpuBackend::lstm_cell_backward(const Tensor& act_t, const Tensor& cprev_t, const Tensor& lengths, int64_t t,
+                                    const Tensor& dy_t, const Tensor& dh, const Tensor& dc, const Tensor& dgates_t) {
+  const int64_t B = dh.size(0), H = dh.size(1);
+  const int64_t* len = lengths.data<int64_t>();
+  dispatch_float(dh.dtype(), "lstm_cell_backward", [&](auto tag) {
+    using T = decltype(tag);
+    parallel_for(B, std::max<int64_t>(1, kParallelGrain / (8 * H)), [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const T* ab = act_t.data<T>() + b * act_t.stride(0);
+        const T* cp = cprev_t.data<T>() + b * cprev_t.stride(0);
+        const T* dy = dy_t.defined() ? dy_t.data<T>() + b * dy_t.stride(0) : nullptr;
+        T* dhb = dh.data<T>() + b * dh.stride(0);
+        T* dcb = dc.data<T>() + b * dc.stride(0);
+        T* dg = dgates_t.data<T>() + b * dgates_t.stride(0);
+        if (t >= len[b]) {  // padding: dh and dc pass through to the previous step unchanged
+          for (int64_t j = 0; j < 4 * H; ++j) dg[j] = T(0);
+          continue;
+        }
+#pragma omp simd
+        for (int64_t j = 0; j < H; ++j) {
+          const T i = ab[j], f = ab[H + j], g = ab[2 * H + j], o = ab[3 * H + j];
+          const T cn = f * cp[j] + i * g;
+          const T tc = tanh_t(cn);
+          const T dht = dhb[j] + (dy ? dy[j] : T(0));
+          const T dct = dcb[j] + dht * o * (T(1) - tc * tc);
+          dg[j] = dct * g * i * (T(1) - i);
+          dg[H + j] = dct * cp[j] * f * (T(1) - f);
+          dg[2 * H + j] = dct * i * (T(1) - g * g);
+          dg[3 * H + j] = dht * tc * o * (T(1) - o);
+          dcb[j] = dct * f;
+          dhb[j] = T(0);  // the path through W_hh is added by the caller's GEMM
+        }
+      }
+    });
+  });
+}
+
+}  // namespace attn::cpu

@@ -1,0 +1,87 @@
+// CPU fused softmax + NLL: one pass for max, one for sum(exp) (the log-sum-exp), one pick; the
+// backward writes grad * (softmax - q) row by row from the logits and the saved log-sum-exp.
+// Rows run in parallel; the vocabulary is the vectorized inner loop (fast exp for float).
+#include <limits>
+
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/fast_math.h"
+#include "kernels/cpu/loop.h"
+
+namespace attn::cpu {
+
+void CpuBackend::softmax_nll_forward(const Tensor& logits, const Tensor& target, int64_t ignore_index, double smoothing,
+                                     const Tensor& losses, const Tensor& lse) {
+  const int64_t N = logits.size(0), V = logits.size(1);
+  const int64_t* t = target.data<int64_t>();
+  const int64_t ts = target.stride(0);
+  for (int64_t i = 0; i < N; ++i) {
+    const int64_t c = t[i * ts];
+    ATTN_CHECK(c == ignore_index || (c >= 0 && c < V), IndexError,
+               "softmax_nll: target {} at position {} is out of range for {} classes", c, i, V);
+  }
+  dispatch_float(logits.dtype(), "softmax_nll", [&](auto tag) {
+    using T = decltype(tag);
+    using Acc = acc_t<T>;
+    const T* x = logits.data<T>();
+    T* lp = losses.data<T>();
+    T* lsep = lse.data<T>();
+    parallel_for(N, std::max<int64_t>(1, kParallelGrain / (4 * V)), [&](int64_t r0, int64_t r1) {
+      for (int64_t i = r0; i < r1; ++i) {
+        const T* row = x + i * V;
+        T mx = -std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(max : mx)
+        for (int64_t j = 0; j < V; ++j) mx = row[j] > mx ? row[j] : mx;
+        Acc total = 0, xsum = 0;
+#pragma omp simd reduction(+ : total, xsum)
+        for (int64_t j = 0; j < V; ++j) {
+          total += static_cast<Acc>(exp_t(row[j] - mx));
+          xsum += static_cast<Acc>(row[j]);
+        }
+        const Acc l = static_cast<Acc>(mx) + std::log(total);
+        lsep[i] = static_cast<T>(l);
+        const int64_t c = t[i * ts];
+        if (c == ignore_index) {
+          lp[i] = T(0);
+          continue;
+        }
+        const Acc nll = l - static_cast<Acc>(row[c]);
+        lp[i] = static_cast<T>(smoothing == 0.0 ? nll : (1.0 - smoothing) * nll + smoothing * (l - xsum / static_cast<Acc>(V)));
+      }
+    });
+  });
+}
+
+void CpuBackend::softmax_nll_backward(const Tensor& logits, const Tensor& target, int64_t ignore_index,
+                                      double smoothing, const Tensor& lse, const Tensor& grad_losses,
+                                      const Tensor& grad_logits) {
+  const int64_t N = logits.size(0), V = logits.size(1);
+  const int64_t* t = target.data<int64_t>();
+  const int64_t ts = target.stride(0);
+  dispatch_float(logits.dtype(), "softmax_nll backward", [&](auto tag) {
+    using T = decltype(tag);
+    const T* x = logits.data<T>();
+    const T* lsep = lse.data<T>();
+    const T* gl = grad_losses.data<T>();
+    const int64_t gs = grad_losses.stride(0);
+    T* gx = grad_logits.data<T>();
+    const T uniform = static_cast<T>(smoothing / static_cast<double>(V));
+    const T hit = static_cast<T>(1.0 - smoothing);
+    parallel_for(N, std::max<int64_t>(1, kParallelGrain / (2 * V)), [&](int64_t r0, int64_t r1) {
+      for (int64_t i = r0; i < r1; ++i) {
+        const T* row = x + i * V;
+        T* out = gx + i * V;
+        const int64_t c = t[i * ts];
+        if (c == ignore_index) {
+          for (int64_t j = 0; j < V; ++j) out[j] = T(0);
+          continue;
+        }
+        const T g = gl[i * gs], l = lsep[i];
+#pragma omp simd
+        for (int64_t j = 0; j < V; ++j) out[j] = g * (exp_t(row[j] - l) - uniform);
+        out[c] -= g * hit;
+      }
+    });
+  });
+}
+
+}  // namespace attn::cpu

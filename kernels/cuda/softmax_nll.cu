@@ -1,0 +1,112 @@
+// CUDA fused softmax + NLL over the vocabulary.
+//   forward : one 256-thread block per row; one read of the row with an online max / sum-of-exp
+//             per thread (rescaled when the max grows), combined across the block; the row's
+//             log-sum-exp is saved, the loss picked from logits[target]; with label smoothing
+//             the row sum of logits is carried too.
+//   backward: one thread per logit, grad * (exp(x - lse) - q): one read of the logits, one
+//             write of the gradient, nothing V-sized stored in between.
+#include <cfloat>
+
+#include "kernels/cuda/common.cuh"
+
+namespace attn::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+// Merges two (max, sum of exp(x - max)) pairs.
+__device__ __forceinline__ void merge(double& m, double& s, double om, double os) {
+  if (om == -INFINITY) return;
+  if (m == -INFINITY) {
+    m = om;
+    s = os;
+    return;
+  }
+  const double nm = fmax(m, om);
+  s = s * exp(m - nm) + os * exp(om - nm);
+  m = nm;
+}
+
+template <typename T>
+__global__ void softmax_nll_forward_kernel(SoftmaxNllArgs a) {
+  __shared__ double sm[32], ss[32], sx[32];
+  const int64_t i = blockIdx.x;
+  const T* row = static_cast<const T*>(a.logits) + i * a.V;
+  double m = -INFINITY, s = 0, xs = 0;
+  for (int64_t j = threadIdx.x; j < a.V; j += blockDim.x) {
+    const double x = static_cast<double>(row[j]);
+    xs += x;
+    if (x > m) {
+      s = s * exp(m - x) + 1.0;
+      m = x;
+    } else {
+      s += exp(x - m);
+    }
+  }
+  for (int o = 16; o > 0; o >>= 1) {
+    const double om = __shfl_xor_sync(0xffffffffu, m, o), os = __shfl_xor_sync(0xffffffffu, s, o);
+    xs += __shfl_xor_sync(0xffffffffu, xs, o);
+    merge(m, s, om, os);
+  }
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+  if (lane == 0) {
+    sm[warp] = m;
+    ss[warp] = s;
+    sx[warp] = xs;
+  }
+  __syncthreads();
+  if (threadIdx.x != 0) return;
+  m = sm[0];
+  s = ss[0];
+  xs = sx[0];
+  for (int w = 1; w < nwarps; ++w) {
+    merge(m, s, sm[w], ss[w]);
+    xs += sx[w];
+  }
+  const double lse = m + log(s);
+  static_cast<T*>(a.lse)[i] = static_cast<T>(lse);
+  const int64_t c = a.target[i * a.target_s];
+  T* loss = static_cast<T*>(a.losses) + i;
+  if (c == a.ignore_index) {
+    *loss = T(0);
+    return;
+  }
+  const double nll = lse - static_cast<double>(row[c]);
+  *loss = static_cast<T>(a.smoothing == 0.0 ? nll : (1.0 - a.smoothing) * nll + a.smoothing * (lse - xs / static_cast<double>(a.V)));
+}
+
+template <typename T>
+__global__ void softmax_nll_backward_kernel(SoftmaxNllArgs a) {
+  const int64_t n = a.N * a.V;
+  const T uniform = static_cast<T>(a.smoothing / static_cast<double>(a.V)), hit = static_cast<T>(1.0 - a.smoothing);
+  for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < n;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t i = idx / a.V, j = idx % a.V;
+    const int64_t c = a.target[i * a.target_s];
+    T* out = static_cast<T*>(a.grad_logits);
+    if (c == a.ignore_index) {
+      out[idx] = T(0);
+      continue;
+    }
+    const T g = static_cast<const T*>(a.grad_losses)[i * a.grad_losses_s];
+    const T p = exp(static_cast<const T*>(a.logits)[idx] - static_cast<const T*>(a.lse)[i]);
+    out[idx] = g * (p - uniform - (j == c ? hit : T(0)));
+  }
+}
+
+}  // namespace
+
+cudaError_t launch_softmax_nll_forward(DType dtype, const SoftmaxNllArgs& a, cudaStream_t stream) {
+  if (a.N == 0) return cudaSuccess;
+  ATTN_CUDA_FLOAT_TYPES(dtype, softmax_nll_forward_kernel<T><<<static_cast<unsigned>(a.N), kThreads, 0, stream>>>(a));
+  return cudaGetLastError();
+}
+
+cudaError_t launch_softmax_nll_backward(DType dtype, const SoftmaxNllArgs& a, cudaStream_t stream) {
+  if (a.N * a.V == 0) return cudaSuccess;
+  ATTN_CUDA_FLOAT_TYPES(dtype, softmax_nll_backward_kernel<T><<<grid_for(a.N * a.V, kThreads), kThreads, 0, stream>>>(a));
+  return cudaGetLastError();
+}
+
+}  // namespace attn::cuda

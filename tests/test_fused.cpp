@@ -1,0 +1,410 @@
+// The fused kernels (LSTM layer, additive and dot attention, softmax + NLL): values and every
+// gradient against the same computation composed from primitive ops (float32, norm-relative
+// error <= 1e-5), finite-difference gradient checks in float64, the edge cases (lengths from 1
+// to S in one batch, S = 1, B = 1, S >= 512, H not a multiple of 4 or 32, masked positions with
+// exactly zero weight and gradient), and GPU against CPU where a GPU answers.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "core/ops/composed.h"
+#include "core/ops/fused.h"
+#include "tests/test_util.h"
+
+namespace attn::test {
+namespace {
+
+// ||a - b|| / ||b|| in double; 0 when both are zero.
+double rel_err(const Tensor& a, const Tensor& b) {
+  std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
+  EXPECT_EQ(x.size(), y.size());
+  double num = 0, den = 0;
+  for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
+    num += (x[i] - y[i]) * (x[i] - y[i]);
+    den += y[i] * y[i];
+  }
+  return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
+}
+
+// Lengths in [1, S] for B sequences, always including 1 and S when B >= 2.
+Tensor rand_lengths(std::mt19937& rng, int64_t B, int64_t S) {
+  std::vector<int64_t> v(static_cast<size_t>(B));
+  std::uniform_int_distribution<int64_t> d(1, S);
+  for (auto& x : v) x = d(rng);
+  if (B >= 2) {
+    v[0] = S;
+    v[1] = 1;
+  }
+  return from_vector(v, Shape{B});
+}
+
+Tensor leaf(Tensor t) {
+  t = t.detach();
+  t.requires_grad_(true);
+  return t;
+}
+
+// Runs f on fresh leaf copies of `inputs`, backpropagates sum(out_k * R_k) and returns the
+// outputs and the gradients of every input.
+struct Result {
+  std::vector<Tensor> outs, grads;
+};
+Result run(const std::function<std::vector<Tensor>(const std::vector<Tensor>&)>& f, const std::vector<Tensor>& inputs,
+           const std::vector<Tensor>& upstream) {
+  std::vector<Tensor> xs;
+  for (const Tensor& t : inputs) xs.push_back(is_floating(t.dtype()) ? leaf(t) : t);
+  Result r;
+  r.outs = f(xs);
+  if (upstream.empty()) return r;  // a probe for the output shapes
+  Tensor loss;
+  for (size_t k = 0; k < r.outs.size(); ++k) {
+    Tensor term = sum(r.outs[k] * upstream[k].to(r.outs[k].device()));
+    loss = loss.defined() ? loss + term : term;
+  }
+  loss.backward();
+  for (const Tensor& x : xs) r.grads.push_back(is_floating(x.dtype()) ? x.grad() : Tensor());
+  return r;
+}
+
+void expect_same(const Result& a, const Result& b, double tol, const std::string& where) {
+  ASSERT_EQ(a.outs.size(), b.outs.size());
+  for (size_t k = 0; k < a.outs.size(); ++k) {
+    EXPECT_EQ(a.outs[k].shape(), b.outs[k].shape()) << where << " output " << k;
+    EXPECT_LE(rel_err(a.outs[k].to(kCPU), b.outs[k].to(kCPU)), tol) << where << " output " << k;
+  }
+  for (size_t k = 0; k < a.grads.size(); ++k) {
+    if (!b.grads[k].defined()) continue;
+    ASSERT_TRUE(a.grads[k].defined()) << where << " gradient " << k;
+    EXPECT_LE(rel_err(a.grads[k].to(kCPU), b.grads[k].to(kCPU)), tol) << where << " gradient " << k;
+  }
+}
+
+std::vector<Tensor> upstream_for(const std::vector<Tensor>& outs, Generator& g) {
+  std::vector<Tensor> r;
+  for (const Tensor& o : outs) r.push_back(uniform(o.shape(), -1.0, 1.0, g, {.dtype = o.dtype()}));
+  return r;
+}
+
+// ---------------------------------------------------------------- LSTM
+
+struct LstmShape {
+  int64_t B, S, I, H;
+};
+
+std::vector<Tensor> lstm_inputs(Generator& g, std::mt19937& rng, LstmShape s, DType dt = DType::Float32) {
+  const double k = 1.0 / std::sqrt(static_cast<double>(s.H));
+  Options o{.dtype = dt};
+  return {uniform({s.B, s.S, s.I}, -1.0, 1.0, g, o), rand_lengths(rng, s.B, s.S),
+          uniform({s.B, s.H}, -0.5, 0.5, g, o),       uniform({s.B, s.H}, -0.5, 0.5, g, o),
+          uniform({4 * s.H, s.I}, -k, k, g, o),       uniform({4 * s.H, s.H}, -k, k, g, o),
+          uniform({4 * s.H}, -k, k, g, o),            uniform({4 * s.H}, -k, k, g, o)};
+}
+
+template <typename F>
+std::function<std::vector<Tensor>(const std::vector<Tensor>&)> lstm_fn(F layer, bool reverse) {
+  return [layer, reverse](const std::vector<Tensor>& x) {
+    LstmLayerOutput o = layer(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7], reverse);
+    return std::vector<Tensor>{o.output, o.h_n, o.c_n};
+  };
+}
+
+const auto kFusedLstm = [](auto&&... a) { return lstm_layer(a...); };
+const auto kComposedLstm = [](auto&&... a) { return composed::lstm_layer(a...); };
+
+TEST(FusedLstm, MatchesComposedValuesAndGradients) {
+  const std::vector<LstmShape> shapes = {{4, 7, 5, 6}, {1, 1, 3, 5}, {3, 12, 33, 17}, {5, 9, 8, 32}, {2, 520, 4, 3}};
+  uint64_t seed = 1;
+  for (const LstmShape& s : shapes) {
+    for (bool reverse : {false, true}) {
+      Generator g(seed);
+      std::mt19937 rng(static_cast<uint32_t>(seed++));
+      std::vector<Tensor> in = lstm_inputs(g, rng, s);
+      Result fused = run(lstm_fn(kFusedLstm, reverse), in, {});  // outputs only, to size R
+      std::vector<Tensor> R = upstream_for(fused.outs, g);
+      fused = run(lstm_fn(kFusedLstm, reverse), in, R);
+      Result comp = run(lstm_fn(kComposedLstm, reverse), in, R);
+      expect_same(fused, comp, 1e-5, fmt::format("B{} S{} I{} H{} reverse={}", s.B, s.S, s.I, s.H, reverse));
+    }
+  }
+}
+
+TEST(FusedLstm, GradientsMatchFiniteDifferences) {
+  Generator g(5);
+  std::mt19937 rng(5);
+  for (bool reverse : {false, true}) {
+    std::vector<Tensor> in = lstm_inputs(g, rng, {3, 4, 3, 2}, DType::Float64);
+    auto fn = [&](const std::vector<Tensor>& x) {
+      LstmLayerOutput o = lstm_layer(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7], reverse);
+      return cat({o.output.flatten(), o.h_n.flatten(), o.c_n.flatten()}, 0);
+    };
+    EXPECT_TRUE(gradcheck(fn, in, {0, 2, 3, 4, 5, 6, 7})) << "reverse=" << reverse;
+  }
+}
+
+TEST(FusedLstm, PaddedStepsOutputZeroAndGetNoGradient) {
+  Generator g(6);
+  std::mt19937 rng(6);
+  std::vector<Tensor> in = lstm_inputs(g, rng, {3, 6, 4, 5});
+  in[1] = from_vector<int64_t>({6, 2, 4});
+  Tensor x = leaf(in[0]);
+  LstmLayerOutput o = lstm_layer(x, in[1], in[2], in[3], in[4], in[5], in[6], in[7]);
+  sum(o.output * uniform(o.output.shape(), -1.0, 1.0, g)).backward();
+  std::vector<float> out = o.output.to_vector<float>(), gx = x.grad().to_vector<float>();
+  const std::vector<int64_t> len{6, 2, 4};
+  for (int64_t b = 0; b < 3; ++b) {
+    for (int64_t t = len[b]; t < 6; ++t) {
+      for (int64_t j = 0; j < 5; ++j) EXPECT_EQ(out[(b * 6 + t) * 5 + j], 0.0f);
+      for (int64_t j = 0; j < 4; ++j) EXPECT_EQ(gx[(b * 6 + t) * 4 + j], 0.0f);
+    }
+    EXPECT_NE(out[(b * 6 + len[b] - 1) * 5], 0.0f);
+  }
+}
+
+TEST(FusedLstm, PaddingDoesNotChangeAnySequence) {
+  // Each sequence of a padded batch gives exactly what it gives alone, in both directions.
+  Generator g(7);
+  std::mt19937 rng(7);
+  std::vector<Tensor> in = lstm_inputs(g, rng, {3, 6, 4, 5});
+  in[1] = from_vector<int64_t>({6, 2, 4});
+  for (bool reverse : {false, true}) {
+    LstmLayerOutput all = lstm_layer(in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], reverse);
+    for (int64_t b = 0; b < 3; ++b) {
+      const int64_t n = in[1].to_vector<int64_t>()[static_cast<size_t>(b)];
+      Tensor xb = in[0].narrow(0, b, 1).narrow(1, 0, n);
+      LstmLayerOutput one = lstm_layer(xb, from_vector<int64_t>({n}), in[2].narrow(0, b, 1), in[3].narrow(0, b, 1),
+                                       in[4], in[5], in[6], in[7], reverse);
+      EXPECT_LE(rel_err(all.h_n.narrow(0, b, 1), one.h_n), 1e-6) << "b=" << b << " reverse=" << reverse;
+      EXPECT_LE(rel_err(all.c_n.narrow(0, b, 1), one.c_n), 1e-6) << "b=" << b << " reverse=" << reverse;
+      EXPECT_LE(rel_err(all.output.narrow(0, b, 1).narrow(1, 0, n), one.output), 1e-6) << "b=" << b;
+    }
+  }
+}
+
+TEST(FusedLstm, RejectsBadLengthsAndShapes) {
+  Generator g(8);
+  std::mt19937 rng(8);
+  std::vector<Tensor> in = lstm_inputs(g, rng, {2, 4, 3, 2});
+  EXPECT_THROW(lstm_layer(in[0], from_vector<int64_t>({0, 4}), in[2], in[3], in[4], in[5], in[6], in[7]), ValueError);
+  EXPECT_THROW(lstm_layer(in[0], from_vector<int64_t>({5, 4}), in[2], in[3], in[4], in[5], in[6], in[7]), ValueError);
+  EXPECT_THROW(lstm_layer(in[0], in[1], in[2], in[3], in[5], in[5], in[6], in[7]), ShapeError);
+}
+
+// ---------------------------------------------------------------- attention
+
+struct AttnShape {
+  int64_t B, T, S, H, A;  // T = 0: the single-query form (B, .)
+};
+
+std::vector<Tensor> attn_inputs(Generator& g, std::mt19937& rng, AttnShape s, bool additive, DType dt = DType::Float32) {
+  Options o{.dtype = dt};
+  const int64_t D = additive ? s.A : s.H;
+  Shape qs = s.T ? Shape{s.B, s.T, D} : Shape{s.B, D};
+  std::vector<Tensor> v = {uniform(qs, -1.0, 1.0, g, o), uniform({s.B, s.S, s.H}, -1.0, 1.0, g, o), rand_lengths(rng, s.B, s.S)};
+  if (additive) {
+    v.push_back(uniform({s.B, s.S, s.A}, -1.0, 1.0, g, o));
+    v.push_back(uniform({s.A}, -1.0, 1.0, g, o));
+  }
+  return v;
+}
+
+std::function<std::vector<Tensor>(const std::vector<Tensor>&)> attn_fn(bool additive, bool fused) {
+  return [additive, fused](const std::vector<Tensor>& x) {
+    AttentionOutput o = additive ? (fused ? additive_attention(x[0], x[3], x[4], x[1], x[2])
+                                          : composed::additive_attention(x[0], x[3], x[4], x[1], x[2]))
+                                 : (fused ? dot_attention(x[0], x[1], x[2]) : composed::dot_attention(x[0], x[1], x[2]));
+    return std::vector<Tensor>{o.context, o.weights};
+  };
+}
+
+const std::vector<AttnShape> kAttnShapes = {{4, 0, 7, 6, 5}, {1, 0, 1, 3, 2}, {3, 0, 600, 17, 9},
+                                            {2, 3, 5, 33, 7}, {5, 4, 9, 32, 16}, {1, 2, 1, 4, 3}};
+
+TEST(FusedAttention, MatchesComposedValuesAndGradients) {
+  uint64_t seed = 20;
+  for (bool additive : {true, false}) {
+    for (const AttnShape& s : kAttnShapes) {
+      Generator g(seed);
+      std::mt19937 rng(static_cast<uint32_t>(seed++));
+      std::vector<Tensor> in = attn_inputs(g, rng, s, additive);
+      Result probe = run(attn_fn(additive, true), in, {});
+      std::vector<Tensor> R = upstream_for(probe.outs, g);
+      Result fused = run(attn_fn(additive, true), in, R);
+      Result comp = run(attn_fn(additive, false), in, R);
+      expect_same(fused, comp, 1e-5,
+                  fmt::format("{} B{} T{} S{} H{} A{}", additive ? "additive" : "dot", s.B, s.T, s.S, s.H, s.A));
+    }
+  }
+}
+
+TEST(FusedAttention, GradientsMatchFiniteDifferences) {
+  Generator g(30);
+  std::mt19937 rng(30);
+  for (bool additive : {true, false}) {
+    for (AttnShape s : {AttnShape{3, 0, 4, 3, 2}, AttnShape{2, 2, 3, 3, 4}}) {
+      std::vector<Tensor> in = attn_inputs(g, rng, s, additive, DType::Float64);
+      auto f = attn_fn(additive, true);
+      auto fn = [&](const std::vector<Tensor>& x) {
+        std::vector<Tensor> o = f(x);
+        return cat({o[0].flatten(), o[1].flatten()}, 0);
+      };
+      std::vector<int> wrt = additive ? std::vector<int>{0, 1, 3, 4} : std::vector<int>{0, 1};
+      EXPECT_TRUE(gradcheck(fn, in, wrt)) << (additive ? "additive" : "dot") << " T=" << s.T;
+    }
+  }
+}
+
+TEST(FusedAttention, MaskedPositionsHaveExactlyZeroWeightAndGradient) {
+  Generator g(31);
+  std::mt19937 rng(31);
+  for (bool additive : {true, false}) {
+    std::vector<Tensor> in = attn_inputs(g, rng, {3, 2, 6, 5, 4}, additive);
+    in[2] = from_vector<int64_t>({6, 1, 3});
+    Result r = run(attn_fn(additive, true), in, upstream_for(run(attn_fn(additive, true), in, {}).outs, g));
+    std::vector<float> w = r.outs[1].to_vector<float>(), dvals = r.grads[1].to_vector<float>();
+    std::vector<float> dkeys = additive ? r.grads[3].to_vector<float>() : std::vector<float>();
+    const std::vector<int64_t> len{6, 1, 3};
+    for (int64_t b = 0; b < 3; ++b) {
+      for (int64_t t = 0; t < 2; ++t) {
+        double total = 0;
+        for (int64_t s = 0; s < 6; ++s) {
+          const float ws = w[static_cast<size_t>((b * 2 + t) * 6 + s)];
+          if (s >= len[b]) EXPECT_EQ(ws, 0.0f);
+          total += ws;
+        }
+        EXPECT_NEAR(total, 1.0, 1e-6);
+      }
+      for (int64_t s = len[b]; s < 6; ++s) {
+        for (int64_t h = 0; h < 5; ++h) EXPECT_EQ(dvals[static_cast<size_t>((b * 6 + s) * 5 + h)], 0.0f);
+        if (additive)
+          for (int64_t a = 0; a < 4; ++a) EXPECT_EQ(dkeys[static_cast<size_t>((b * 6 + s) * 4 + a)], 0.0f);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- softmax + NLL
+
+struct NllCase {
+  int64_t N, V;
+  double smoothing;
+  Reduction reduction;
+};
+
+std::vector<Tensor> nll_inputs(Generator& g, std::mt19937& rng, int64_t N, int64_t V, DType dt = DType::Float32) {
+  Tensor logits = uniform({N, V}, -4.0, 4.0, g, {.dtype = dt});
+  std::vector<int64_t> t(static_cast<size_t>(N));
+  std::uniform_int_distribution<int64_t> d(0, V - 1);
+  for (auto& x : t) x = d(rng);
+  if (N > 2) t[1] = -100;  // an ignored row
+  return {logits, from_vector(t, Shape{N})};
+}
+
+TEST(FusedSoftmaxNll, MatchesComposedValuesAndGradients) {
+  const std::vector<NllCase> cases = {{7, 11, 0.0, Reduction::Mean}, {7, 11, 0.1, Reduction::Mean},
+                                      {33, 1000, 0.0, Reduction::Sum}, {33, 1000, 0.2, Reduction::None},
+                                      {5, 10007, 0.1, Reduction::Mean}, {1, 3, 0.0, Reduction::Mean}};
+  uint64_t seed = 40;
+  for (const NllCase& c : cases) {
+    Generator g(seed);
+    std::mt19937 rng(static_cast<uint32_t>(seed++));
+    std::vector<Tensor> in = nll_inputs(g, rng, c.N, c.V);
+    auto f = [&](bool fused) {
+      return [&c, fused](const std::vector<Tensor>& x) {
+        return std::vector<Tensor>{fused ? softmax_nll(x[0], x[1], -100, c.smoothing, c.reduction)
+                                         : composed::softmax_nll(x[0], x[1], -100, c.smoothing, c.reduction)};
+      };
+    };
+    std::vector<Tensor> R = upstream_for(run(f(true), in, {}).outs, g);
+    expect_same(run(f(true), in, R), run(f(false), in, R), 1e-5,
+                fmt::format("N{} V{} smoothing {}", c.N, c.V, c.smoothing));
+  }
+}
+
+TEST(FusedSoftmaxNll, MatchesPyTorchCrossEntropy) {
+  // torch.nn.functional.cross_entropy(logits, target, ignore_index=-100, label_smoothing=0.1)
+  // for these inputs, printed by PyTorch 1.13 in float64: 0.4669263907847826
+  Tensor logits = from_vector<double>({0.5, -1.0, 2.0, 0.25, 1.5, 0.0, -0.5, 1.0, 3.0, -2.0, 0.75, 0.1}, {3, 4});
+  Tensor target = from_vector<int64_t>({2, -100, 0});
+  EXPECT_NEAR(softmax_nll(logits, target, -100, 0.1).item<double>(), 0.4669263907847826, 1e-12);
+}
+
+TEST(FusedSoftmaxNll, GradientsMatchFiniteDifferences) {
+  Generator g(50);
+  std::mt19937 rng(50);
+  for (double smoothing : {0.0, 0.15}) {
+    for (Reduction red : {Reduction::Mean, Reduction::None}) {
+      std::vector<Tensor> in = nll_inputs(g, rng, 4, 6, DType::Float64);
+      auto fn = [&](const std::vector<Tensor>& x) { return softmax_nll(x[0], x[1], -100, smoothing, red); };
+      EXPECT_TRUE(gradcheck(fn, in, {0})) << "smoothing " << smoothing;
+    }
+  }
+}
+
+TEST(FusedSoftmaxNll, RejectsTargetsOutOfRange) {
+  Tensor logits = zeros({2, 3}) + 0.5;
+  try {
+    softmax_nll(logits, from_vector<int64_t>({1, 3}));
+    FAIL() << "expected IndexError";
+  } catch (const IndexError& e) {
+    EXPECT_NE(std::string(e.what()).find("target 3 at position 1"), std::string::npos) << e.what();
+  }
+}
+
+// ---------------------------------------------------------------- GPU vs CPU
+
+#define REQUIRE_GPU()                                                  \
+  do {                                                                 \
+    std::string why_;                                                  \
+    if (!gpu_available(&why_)) GTEST_SKIP() << "no GPU: " << why_;     \
+  } while (0)
+
+std::vector<Tensor> to_device(const std::vector<Tensor>& v, Device d) {
+  std::vector<Tensor> out;
+  for (const Tensor& t : v) out.push_back(t.to(d));
+  return out;
+}
+
+TEST(FusedCuda, LstmMatchesCpu) {
+  REQUIRE_GPU();
+  uint64_t seed = 60;
+  for (LstmShape s : {LstmShape{4, 7, 5, 6}, LstmShape{3, 12, 33, 17}, LstmShape{2, 520, 4, 3}, LstmShape{32, 20, 256, 256}}) {
+    for (bool reverse : {false, true}) {
+      Generator g(seed);
+      std::mt19937 rng(static_cast<uint32_t>(seed++));
+      std::vector<Tensor> in = lstm_inputs(g, rng, s);
+      std::vector<Tensor> R = upstream_for(run(lstm_fn(kFusedLstm, reverse), in, {}).outs, g);
+      expect_same(run(lstm_fn(kFusedLstm, reverse), to_device(in, kCUDA), R), run(lstm_fn(kFusedLstm, reverse), in, R),
+                  1e-5, fmt::format("cuda lstm B{} S{} H{}", s.B, s.S, s.H));
+    }
+  }
+}
+
+TEST(FusedCuda, AttentionMatchesCpu) {
+  REQUIRE_GPU();
+  uint64_t seed = 70;
+  for (bool additive : {true, false}) {
+    for (const AttnShape& s : kAttnShapes) {
+      Generator g(seed);
+      std::mt19937 rng(static_cast<uint32_t>(seed++));
+      std::vector<Tensor> in = attn_inputs(g, rng, s, additive);
+      std::vector<Tensor> R = upstream_for(run(attn_fn(additive, true), in, {}).outs, g);
+      expect_same(run(attn_fn(additive, true), to_device(in, kCUDA), R), run(attn_fn(additive, true), in, R), 1e-5,
+                  fmt::format("cuda {} S{}", additive ? "additive" : "dot", s.S));
+    }
+  }
+}
+
+TEST(FusedCuda, SoftmaxNllMatchesCpu) {
+  REQUIRE_GPU();
+  Generator g(80);
+  std::mt19937 rng(80);
+  for (NllCase c : {NllCase{7, 11, 0.1, Reduction::Mean}, NllCase{64, 32000, 0.0, Reduction::Sum}, NllCase{5, 10007, 0.2, Reduction::None}}) {
+    std::vector<Tensor> in = nll_inputs(g, rng, c.N, c.V);
+    auto f = [&c](const std::vector<Tensor>& x) { return std::vector<Tensor>{softmax_nll(x[0], x[1], -100, c.smoothing, c.reduction)}; };
+    std::vector<Tensor> R = upstream_for(run(f, in, {}).outs, g);
+    expect_same(run(f, to_device(in, kCUDA), R), run(f, in, R), 1e-5, fmt::format("cuda softmax_nll V{}", c.V));
+  }
+}
+
+}  // namespace
+}  // namespace attn::test
