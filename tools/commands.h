@@ -10,6 +10,7 @@
 namespace attn::cli {
 
 void add_bench_command(CLI::App& app);
+void add_bleu_command(CLI::App& app);
 
 // "auto" (a GPU when one answers, else the CPU), "cpu", "cuda", "cuda:N".
 Device resolve_device(const std::string& name);

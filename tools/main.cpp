@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
   CLI::App app{"attn: attention seq2seq translators on a from-scratch CUDA/CPU engine"};
   app.require_subcommand(1);
   attn::cli::add_bench_command(app);
+  attn::cli::add_bleu_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
