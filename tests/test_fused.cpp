@@ -268,15 +268,18 @@ TEST(FusedAttention, MaskedPositionsHaveExactlyZeroWeightAndGradient) {
         double total = 0;
         for (int64_t s = 0; s < 6; ++s) {
           const float ws = w[static_cast<size_t>((b * 2 + t) * 6 + s)];
-          if (s >= len[b]) EXPECT_EQ(ws, 0.0f);
+          if (s >= len[b]) {
+            EXPECT_EQ(ws, 0.0f);
+          }
           total += ws;
         }
         EXPECT_NEAR(total, 1.0, 1e-6);
       }
       for (int64_t s = len[b]; s < 6; ++s) {
         for (int64_t h = 0; h < 5; ++h) EXPECT_EQ(dvals[static_cast<size_t>((b * 6 + s) * 5 + h)], 0.0f);
-        if (additive)
+        if (additive) {
           for (int64_t a = 0; a < 4; ++a) EXPECT_EQ(dkeys[static_cast<size_t>((b * 6 + s) * 4 + a)], 0.0f);
+        }
       }
     }
   }
