@@ -242,6 +242,7 @@ BleuResult corpus_bleu(const std::vector<std::string>& hyps, const std::vector<s
   BleuResult res;
   res.sys_len = sys_len;
   res.ref_len = ref_len;
+  res.max_order = max_order;
   for (int n = 0; n < 4; ++n) {
     res.correct[n] = correct[n];
     res.total[n] = total[n];
@@ -307,7 +308,7 @@ BleuResult corpus_bleu(const std::vector<std::string>& hyps, const std::vector<s
 
 std::string BleuResult::format() const {
   std::string prec;
-  for (int n = 0; n < 4; ++n) prec += fmt::format("{}{:.1f}", n ? "/" : "", precisions[n]);
+  for (int n = 0; n < max_order; ++n) prec += fmt::format("{}{:.1f}", n ? "/" : "", precisions[n]);
   const double ratio = ref_len ? static_cast<double>(sys_len) / static_cast<double>(ref_len) : 0.0;
   return fmt::format("BLEU = {:.2f} {} (BP = {:.3f} ratio = {:.3f} hyp_len = {} ref_len = {})", score, prec, bp, ratio,
                      sys_len, ref_len);

@@ -35,6 +35,7 @@ struct BleuResult {
   double bp = 0.0;             // brevity penalty
   int64_t sys_len = 0, ref_len = 0;
   int64_t correct[4] = {}, total[4] = {};  // clipped n-gram matches and hypothesis n-grams
+  int max_order = 4;
   std::string signature;       // nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:attn-1
   std::string format() const;  // "BLEU = 34.12 65.0/41.2/27.1/18.3 (BP = 1.000 ratio = ...)"
 };
