@@ -59,6 +59,11 @@ Backend& dispatch(std::string_view op, std::initializer_list<const Tensor*> tens
   return backend(first->device());
 }
 
+CudnnLstmOutput Backend::cudnn_lstm(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                    const std::vector<Tensor>&, int64_t, bool, double) {
+  throw DeviceError(fmt::format("cuDNN's LSTM runs on CUDA devices only, not on {}", device()));
+}
+
 bool is_comparison(UnaryOp op) { return op >= UnaryOp::EqScalar && op <= UnaryOp::LogicalNot; }
 bool is_comparison(BinaryOp op) { return op >= BinaryOp::Eq; }
 

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string_view>
+#include <vector>
 
 #include "core/tensor.h"
 #include "kernels/ops_enum.h"
@@ -27,6 +28,11 @@ struct AdamConfig {
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
   bool decoupled_weight_decay = false;  // AdamW
   int64_t step = 1;                     // 1-based step count after this update
+};
+
+// What the cuDNN LSTM returns (see core/nn/lstm.h).
+struct CudnnLstmOutput {
+  Tensor output, h_n, c_n;
 };
 
 class Backend {
@@ -122,6 +128,13 @@ class Backend {
   virtual void softmax_nll_backward(const Tensor& logits, const Tensor& target, int64_t ignore_index,
                                     double smoothing, const Tensor& lse, const Tensor& grad_losses,
                                     const Tensor& grad_logits) = 0;
+
+  // ---- cuDNN's LSTM for a whole stack (CUDA only; the CPU backend raises DeviceError) ----
+  // x (B, S, I), lengths (B), hx/cx (L*D, B, H), params = (w_ih, w_hh, b_ih, b_hh) per layer and
+  // direction in PyTorch's order. Records its own autograd node.
+  virtual CudnnLstmOutput cudnn_lstm(const Tensor& x, const Tensor& lengths, const Tensor& hx, const Tensor& cx,
+                                     const std::vector<Tensor>& params, int64_t num_layers, bool bidirectional,
+                                     double dropout);
 
   // ---- optimizers (contiguous tensors of one shape, updated in place) ----
   virtual void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,

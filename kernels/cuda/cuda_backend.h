@@ -86,6 +86,10 @@ class CudaBackend final : public kernels::Backend {
   void softmax_nll_backward(const Tensor& logits, const Tensor& target, int64_t ignore_index, double smoothing,
                             const Tensor& lse, const Tensor& grad_losses, const Tensor& grad_logits) override;
 
+  kernels::CudnnLstmOutput cudnn_lstm(const Tensor& x, const Tensor& lengths, const Tensor& hx, const Tensor& cx,
+                                      const std::vector<Tensor>& params, int64_t num_layers, bool bidirectional,
+                                      double dropout) override;
+
   void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
                 const kernels::SgdConfig& cfg) override;
   void adam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
