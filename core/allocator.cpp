@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "core/caching_allocator.h"
 #include "core/error.h"
 #if ATTN_WITH_CUDA
 #include "kernels/cuda/cuda_backend.h"
@@ -15,8 +16,10 @@ namespace {
 
 // 64-byte aligned blocks. Small blocks (up to 4 KiB, the size of scalars, biases and the
 // temporaries of a decoder step) are recycled through per-thread free lists by size class, so
-// the fixed cost of a tiny op is not spent in memalign/free. Larger blocks go to the C library,
-// whose heap reuses them once freed.
+// the fixed cost of a tiny op is not spent in memalign/free. Larger blocks go through a
+// CachingAllocator (the GPU's, over aligned_alloc): the C library hands large freed blocks back
+// to the kernel, and every step of a training loop then paid for page faults on fresh memory
+// (340k faults a second in `attn bench kernels` before this cache). At most 2 GiB is kept.
 class CpuAllocator final : public Allocator {
  public:
   static constexpr size_t kSmallMax = 4096;
@@ -33,6 +36,7 @@ class CpuAllocator final : public Allocator {
         list.pop_back();
       }
     }
+    if (!p && rounded > kSmallMax) p = large().allocate(rounded);
     if (!p) {
       p = std::aligned_alloc(kCpuAlignment, rounded);
       system_allocations_.fetch_add(1, std::memory_order_relaxed);
@@ -59,16 +63,19 @@ class CpuAllocator final : public Allocator {
         list.push_back(ptr);
         return;
       }
+      std::free(ptr);
+      return;
     }
-    std::free(ptr);
+    large().deallocate(ptr, rounded);
   }
   AllocatorStats stats() const override {
     AllocatorStats s;
+    const AllocatorStats big = large().stats();
     s.in_use = in_use_.load();
-    s.reserved = s.in_use;
+    s.reserved = s.in_use + (big.reserved - big.in_use);
     s.peak = peak_.load();
     s.allocations = allocations_.load();
-    s.system_allocations = system_allocations_.load();
+    s.system_allocations = system_allocations_.load() + big.system_allocations;
     return s;
   }
 
@@ -83,6 +90,18 @@ class CpuAllocator final : public Allocator {
   static Cache& cache() {
     thread_local Cache c;
     return c;
+  }
+  struct AlignedMemory final : MemorySource {
+    void* raw_alloc(size_t n) override { return std::aligned_alloc(kCpuAlignment, n); }
+    void raw_free(void* p) override { std::free(p); }
+  };
+  static CachingAllocator& large() {
+    static CachingAllocator* a = [] {
+      auto* c = new CachingAllocator("cpu", std::make_unique<AlignedMemory>());  // lives until exit
+      c->set_max_cached(int64_t{2} << 30);
+      return c;
+    }();
+    return *a;
   }
   std::atomic<int64_t> in_use_{0}, peak_{0}, allocations_{0}, system_allocations_{0};
 };

@@ -63,8 +63,15 @@ void CachingAllocator::deallocate(void* ptr, size_t /*nbytes*/) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = live_.find(ptr);
   ATTN_ASSERT(it != live_.end(), "{}: freeing a block this allocator did not hand out", device_name_);
-  stats_.in_use -= static_cast<int64_t>(it->second.size);
-  free_[it->second.stream].emplace(it->second.size, ptr);
+  const size_t size = it->second.size;
+  stats_.in_use -= static_cast<int64_t>(size);
+  const int64_t cached = stats_.reserved - stats_.in_use;
+  if (max_cached_ >= 0 && cached > max_cached_) {
+    source_->raw_free(ptr);
+    stats_.reserved -= static_cast<int64_t>(size);
+  } else {
+    free_[it->second.stream].emplace(size, ptr);
+  }
   live_.erase(it);
 }
 

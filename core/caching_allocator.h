@@ -39,6 +39,8 @@ class CachingAllocator final : public Allocator {
   uintptr_t stream() const { return stream_; }
   // Caps the bytes held from the device (0: no cap).
   void set_limit(int64_t bytes) { limit_ = bytes; }
+  // Caps the bytes kept in the cache (freed blocks beyond it go back at once; -1: no cap).
+  void set_max_cached(int64_t bytes) { max_cached_ = bytes; }
   // Returns every cached (free) block to the device.
   void empty_cache();
   int64_t cached_blocks() const;
@@ -59,6 +61,7 @@ class CachingAllocator final : public Allocator {
   std::unordered_map<void*, Live> live_;
   uintptr_t stream_ = 0;
   int64_t limit_ = 0;
+  int64_t max_cached_ = -1;
   AllocatorStats stats_;
 };
 

@@ -53,6 +53,24 @@ void add_bench_command(CLI::App& app) {
     emit(rep, json);
   });
 
+  static bench::KernelOptions kernel_opt;
+  static std::vector<std::string> shapes;
+  auto* kern = bench->add_subcommand("kernels", "Fused kernels vs composed (and cuDNN, and the CPU twin): time, GB/s, GFLOP/s, % roofline");
+  kern->add_flag("--json", json, "Print JSON instead of a table");
+  kern->add_option("--device", device, "auto | cpu | cuda")->capture_default_str();
+  kern->add_option("--shape", shapes, "T1 | T2 | L | B=..,S=..,H=..[,V=..] (repeatable; default T1 T2, and L on a GPU)");
+  kern->add_option("--kernel", kernel_opt.only, "Only kernels whose name contains this (attention, lstm, softmax_nll)");
+  kern->add_option("--reps", kernel_opt.reps, "Timed runs per variant")->check(CLI::PositiveNumber);
+  kern->add_option("--warmup", kernel_opt.warmup, "Untimed runs per variant first");
+  kern->callback([] {
+    kernel_opt.device = resolve_device(device);
+    kernel_opt.shapes = bench::parse_kernel_shapes(shapes, kernel_opt.device);
+    bench::Report rep;
+    rep.device = describe(kernel_opt.device);
+    bench::run_kernels(rep, kernel_opt);
+    emit(rep, json);
+  });
+
   auto* backend = bench->add_subcommand("backend", "Elementwise, reduction and GEMM kernels vs the device's copy bandwidth and BLAS");
   backend->add_flag("--json", json, "Print JSON instead of a table");
   backend->add_option("--device", device, "auto | cpu | cuda")->capture_default_str();

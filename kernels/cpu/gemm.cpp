@@ -2,6 +2,7 @@
 // matrix whose last or second-to-last dim has unit stride goes to BLAS as it is, with the
 // transpose flag saying which; only a matrix with neither (rare) is copied first.
 #include <cblas.h>
+#include <omp.h>
 
 #include <algorithm>
 
@@ -72,9 +73,33 @@ void CpuBackend::bmm(const Tensor& out, const Tensor& a_in, const Tensor& b_in, 
     const T beta = accumulate ? T(1) : T(0);
     const int64_t sa = a.size(0) == 1 ? 0 : a.stride(0);
     const int64_t sb = b.size(0) == 1 ? 0 : b.stride(0);
+    const int64_t sc = out.stride(0);
+    const int nthreads = omp_in_parallel() ? 1 : omp_get_max_threads();
+    const double work = static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
+    if (nthreads > 1 && B == 1 && M <= 64 && N >= 32 * nthreads && work >= 1 << 16) {
+      // Few rows (a decoder step, a GEMV): OpenBLAS threads these poorly; give each OpenMP
+      // thread its own block of columns instead (BLAS runs single-threaded inside).
+#pragma omp parallel num_threads(nthreads)
+      {
+        const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
+        const int64_t chunk = ((N + nt - 1) / nt + 15) / 16 * 16;
+        const int64_t n0 = id * chunk, n1 = std::min(N, n0 + chunk);
+        if (n0 < n1) {
+          const T* bcol = mb.trans == CblasNoTrans ? bp + n0 : bp + n0 * mb.ld;
+          gemm_call(ma.trans, mb.trans, M, n1 - n0, K, ap, ma.ld, bcol, mb.ld, beta, cp + n0, mc.ld);
+        }
+      }
+      return;
+    }
+    if (nthreads > 1 && B >= nthreads && work < 1 << 20) {
+      // Many small products (attention over a batch): one thread per group of them.
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+      for (int64_t i = 0; i < B; ++i)
+        gemm_call(ma.trans, mb.trans, M, N, K, ap + i * sa, ma.ld, bp + i * sb, mb.ld, beta, cp + i * sc, mc.ld);
+      return;
+    }
     for (int64_t i = 0; i < B; ++i) {
-      gemm_call(ma.trans, mb.trans, M, N, K, ap + i * sa, ma.ld, bp + i * sb, mb.ld, beta,
-                cp + i * out.stride(0), mc.ld);
+      gemm_call(ma.trans, mb.trans, M, N, K, ap + i * sa, ma.ld, bp + i * sb, mb.ld, beta, cp + i * sc, mc.ld);
     }
   });
 }

@@ -7,6 +7,7 @@
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/fast_math.h"
 #include "kernels/cpu/loop.h"
+#include "kernels/cpu/row_math.h"
 
 namespace attn::cpu {
 
@@ -150,8 +151,7 @@ inline void softmax_row(const T* x, T* y, int64_t len, int64_t sx, int64_t sy, b
   using Acc = acc_t<T>;
   T mx = -std::numeric_limits<T>::infinity();
   if (sx == 1) {
-#pragma omp simd reduction(max : mx)
-    for (int64_t j = 0; j < len; ++j) mx = x[j] > mx ? x[j] : mx;
+    mx = row_max(x, len);
   } else {
     for (int64_t j = 0; j < len; ++j) mx = std::max(mx, x[j * sx]);
   }
@@ -159,8 +159,7 @@ inline void softmax_row(const T* x, T* y, int64_t len, int64_t sx, int64_t sy, b
   Acc total = 0;
   if (log) {
     if (sx == 1) {
-#pragma omp simd reduction(+ : total)
-      for (int64_t j = 0; j < len; ++j) total += static_cast<Acc>(exp_t(x[j] - mx));
+      total = row_sum_exp(x, len, mx);
     } else {
       for (int64_t j = 0; j < len; ++j) total += static_cast<Acc>(exp_t(x[j * sx] - mx));
     }

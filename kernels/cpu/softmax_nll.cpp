@@ -6,6 +6,7 @@
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/fast_math.h"
 #include "kernels/cpu/loop.h"
+#include "kernels/cpu/row_math.h"
 
 namespace attn::cpu {
 
@@ -28,16 +29,8 @@ void CpuBackend::softmax_nll_forward(const Tensor& logits, const Tensor& target,
     parallel_for(N, std::max<int64_t>(1, kParallelGrain / (4 * V)), [&](int64_t r0, int64_t r1) {
       for (int64_t i = r0; i < r1; ++i) {
         const T* row = x + i * V;
-        T mx = -std::numeric_limits<T>::infinity();
-#pragma omp simd reduction(max : mx)
-        for (int64_t j = 0; j < V; ++j) mx = row[j] > mx ? row[j] : mx;
-        Acc total = 0, xsum = 0;
-#pragma omp simd reduction(+ : total, xsum)
-        for (int64_t j = 0; j < V; ++j) {
-          total += static_cast<Acc>(exp_t(row[j] - mx));
-          xsum += static_cast<Acc>(row[j]);
-        }
-        const Acc l = static_cast<Acc>(mx) + std::log(total);
+        const T mx = row_max(row, V);
+        const Acc l = static_cast<Acc>(mx) + std::log(row_sum_exp(row, V, mx));
         lsep[i] = static_cast<T>(l);
         const int64_t c = t[i * ts];
         if (c == ignore_index) {
@@ -45,7 +38,7 @@ void CpuBackend::softmax_nll_forward(const Tensor& logits, const Tensor& target,
           continue;
         }
         const Acc nll = l - static_cast<Acc>(row[c]);
-        lp[i] = static_cast<T>(smoothing == 0.0 ? nll : (1.0 - smoothing) * nll + smoothing * (l - xsum / static_cast<Acc>(V)));
+        lp[i] = static_cast<T>(smoothing == 0.0 ? nll : (1.0 - smoothing) * nll + smoothing * (l - row_sum(row, V) / static_cast<Acc>(V)));
       }
     });
   });

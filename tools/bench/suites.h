@@ -1,6 +1,9 @@
 // The benchmark suites of `attn bench`.
 #pragma once
 
+#include <string>
+#include <vector>
+
 #include "core/device.h"
 #include "tools/bench/report.h"
 
@@ -21,5 +24,22 @@ struct BackendOptions {
 };
 
 void run_backend(Report& rep, const BackendOptions& opt);
+
+struct KernelShape {
+  std::string name;
+  int64_t B = 0, S = 0, H = 0, V = 10000;
+};
+
+struct KernelOptions {
+  Device device = kCPU;
+  std::vector<KernelShape> shapes;
+  std::string only;  // run only kernels whose name contains this
+  int warmup = 2;
+  int reps = 15;
+};
+
+// "T1", "T2", "L" or "B=..,S=..,H=..[,V=..]"; none given: T1, T2 (and L on a GPU).
+std::vector<KernelShape> parse_kernel_shapes(const std::vector<std::string>& specs, Device device);
+void run_kernels(Report& rep, const KernelOptions& opt);
 
 }  // namespace attn::bench

@@ -1,0 +1,330 @@
+// `attn bench kernels`: the profiler of the fused kernels users run.
+//
+// For each kernel (additive and dot attention for one decoder step, the LSTM layer, softmax +
+// NLL) and each shape, every variant is timed forward and forward + backward:
+//   fused     the engine's fused op on the chosen device,
+//   composed  the same computation from primitive ops (core/ops/composed.h),
+//   cudnn     cuDNN's RNN (LSTM on CUDA only),
+//   cpu_twin  the fused op on the CPU (when the device is a GPU).
+// Before timing, each variant's outputs and gradients are checked against the CPU twin
+// (norm-relative error). Times are medians of many runs after warm-up (GPU: CUDA events), two
+// input sets alternate between runs. GB/s and GFLOP/s use the minimum bytes the op must move
+// and its arithmetic; % roofline compares with max(bytes / copy bandwidth, flops / GEMM rate),
+// both measured by this tool in the same run. These are the very ops the engine ships.
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <map>
+
+#include "core/autograd/node.h"
+#include "core/ops/composed.h"
+#include "core/ops/fused.h"
+#include "kernels/backend.h"
+#include "tools/bench/harness.h"
+#include "tools/bench/suites.h"
+
+namespace attn::bench {
+
+namespace {
+
+using Fn = std::function<std::vector<Tensor>(const std::vector<Tensor>&)>;
+
+struct Cost {
+  double bytes = 0, flops = 0;
+};
+
+struct Kernel {
+  std::string name;
+  std::function<std::vector<Tensor>(const KernelShape&, Device, Generator&)> make;
+  std::vector<std::pair<std::string, Fn>> variants;  // name, op (fused first)
+  std::function<Cost(const KernelShape&, bool backward)> cost;
+};
+
+Tensor lengths_for(int64_t B, int64_t S, Device d) {
+  std::vector<int64_t> v(static_cast<size_t>(B));
+  for (int64_t b = 0; b < B; ++b) v[static_cast<size_t>(b)] = std::max<int64_t>(1, S - (b * 7) % std::max<int64_t>(1, S / 2));
+  return from_vector(v, Shape{B}).to(d);
+}
+
+std::vector<Kernel> kernels_for(Device device) {
+  std::vector<Kernel> ks;
+  const double f4 = 4.0;  // bytes per float32
+  // ---- attention, one decoder step: q (B, H), values (B, S, H), keys (B, S, H), v (H)
+  for (bool additive : {true, false}) {
+    Kernel k;
+    k.name = additive ? "attention_additive" : "attention_dot";
+    k.make = [additive](const KernelShape& s, Device d, Generator& g) {
+      std::vector<Tensor> in = {uniform({s.B, s.H}, -1.0, 1.0, g, {.device = d}), uniform({s.B, s.S, s.H}, -1.0, 1.0, g, {.device = d}),
+                                lengths_for(s.B, s.S, d)};
+      if (additive) {
+        in.push_back(uniform({s.B, s.S, s.H}, -1.0, 1.0, g, {.device = d}));
+        in.push_back(uniform({s.H}, -1.0, 1.0, g, {.device = d}));
+      }
+      return in;
+    };
+    if (additive) {
+      k.variants = {{"fused", [](const std::vector<Tensor>& x) { auto o = additive_attention(x[0], x[3], x[4], x[1], x[2]); return std::vector<Tensor>{o.context, o.weights}; }},
+                    {"composed", [](const std::vector<Tensor>& x) { auto o = composed::additive_attention(x[0], x[3], x[4], x[1], x[2]); return std::vector<Tensor>{o.context, o.weights}; }}};
+    } else {
+      k.variants = {{"fused", [](const std::vector<Tensor>& x) { auto o = dot_attention(x[0], x[1], x[2]); return std::vector<Tensor>{o.context, o.weights}; }},
+                    {"composed", [](const std::vector<Tensor>& x) { auto o = composed::dot_attention(x[0], x[1], x[2]); return std::vector<Tensor>{o.context, o.weights}; }}};
+    }
+    k.cost = [additive, f4](const KernelShape& s, bool backward) {
+      const double B = static_cast<double>(s.B), S = static_cast<double>(s.S), H = static_cast<double>(s.H);
+      const double reads = B * H + B * S * H * (additive ? 2 : 1) + (additive ? H : 0);
+      const double writes = B * H + B * S;
+      Cost c{f4 * (reads + writes), (additive ? 4.0 : 2.0) * B * S * H + 2.0 * B * S * H + 5.0 * B * S};
+      if (backward) {  // reads the inputs, weights and d(context) again; writes every input's gradient
+        c.bytes += f4 * (reads + B * S + B * H + reads);
+        c.flops += (additive ? 8.0 : 4.0) * B * S * H + 4.0 * B * S * H;
+      }
+      return c;
+    };
+    ks.push_back(k);
+  }
+  // ---- LSTM layer: x (B, S, H), input size = hidden size
+  {
+    Kernel k;
+    k.name = "lstm_layer";
+    k.make = [](const KernelShape& s, Device d, Generator& g) {
+      const double r = 1.0 / std::sqrt(static_cast<double>(s.H));
+      return std::vector<Tensor>{uniform({s.B, s.S, s.H}, -1.0, 1.0, g, {.device = d}), lengths_for(s.B, s.S, d),
+                                 zeros({s.B, s.H}, {.device = d}), zeros({s.B, s.H}, {.device = d}),
+                                 uniform({4 * s.H, s.H}, -r, r, g, {.device = d}), uniform({4 * s.H, s.H}, -r, r, g, {.device = d}),
+                                 uniform({4 * s.H}, -r, r, g, {.device = d}), uniform({4 * s.H}, -r, r, g, {.device = d})};
+    };
+    k.variants = {{"fused", [](const std::vector<Tensor>& x) { auto o = lstm_layer(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]); return std::vector<Tensor>{o.output, o.h_n, o.c_n}; }},
+                  {"composed", [](const std::vector<Tensor>& x) { auto o = composed::lstm_layer(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]); return std::vector<Tensor>{o.output, o.h_n, o.c_n}; }}};
+    if (device.is_cuda()) {
+      k.variants.push_back({"cudnn", [](const std::vector<Tensor>& x) {
+                              auto o = kernels::backend(x[0].device()).cudnn_lstm(x[0], x[1], x[2].unsqueeze(0), x[3].unsqueeze(0), {x[4], x[5], x[6], x[7]}, 1, false, 0.0);
+                              return std::vector<Tensor>{o.output, o.h_n.squeeze(0), o.c_n.squeeze(0)};
+                            }});
+    }
+    k.cost = [f4](const KernelShape& s, bool backward) {
+      const double B = static_cast<double>(s.B), S = static_cast<double>(s.S), H = static_cast<double>(s.H);
+      Cost c{f4 * (B * S * H * 2 + 8 * H * H), 2.0 * B * S * H * 4 * H * 2 + 20.0 * B * S * H};
+      if (backward) {
+        c.bytes += f4 * (B * S * H * 2 + 8 * H * H + B * S * 4 * H * 2);
+        c.flops *= 3.0;
+      }
+      return c;
+    };
+    ks.push_back(k);
+  }
+  // ---- softmax + NLL over (B * S) target positions and V classes
+  {
+    Kernel k;
+    k.name = "softmax_nll";
+    k.make = [](const KernelShape& s, Device d, Generator& g) {
+      const int64_t N = s.B * s.S;
+      Tensor u = uniform({N}, 0.0, static_cast<double>(s.V), g, {.dtype = DType::Float64});
+      std::vector<int64_t> t;
+      for (double v : u.to_vector<double>()) t.push_back(std::min<int64_t>(s.V - 1, static_cast<int64_t>(v)));
+      return std::vector<Tensor>{uniform({N, s.V}, -4.0, 4.0, g, {.device = d}), from_vector(t, Shape{N}).to(d)};
+    };
+    k.variants = {{"fused", [](const std::vector<Tensor>& x) { return std::vector<Tensor>{softmax_nll(x[0], x[1])}; }},
+                  {"composed", [](const std::vector<Tensor>& x) { return std::vector<Tensor>{composed::softmax_nll(x[0], x[1])}; }}};
+    k.cost = [f4](const KernelShape& s, bool backward) {
+      const double n = static_cast<double>(s.B * s.S) * static_cast<double>(s.V);
+      Cost c{f4 * n, 4.0 * n};
+      if (backward) {
+        c.bytes += f4 * 2 * n;
+        c.flops += 3.0 * n;
+      }
+      return c;
+    };
+    ks.push_back(k);
+  }
+  return ks;
+}
+
+double rel_err(const Tensor& a, const Tensor& b) {
+  std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
+    num += (x[i] - y[i]) * (x[i] - y[i]);
+    den += y[i] * y[i];
+  }
+  return x.size() != y.size() ? INFINITY : (den == 0 ? std::sqrt(num) : std::sqrt(num / den));
+}
+
+// Outputs and input gradients of one variant (for the check).
+std::vector<Tensor> outputs_and_grads(const Fn& f, const std::vector<Tensor>& in_template, const std::vector<Tensor>& R) {
+  std::vector<Tensor> in;
+  for (const Tensor& t : in_template) {
+    Tensor c = t.detach();
+    if (is_floating(c.dtype())) c.requires_grad_(true);
+    in.push_back(c);
+  }
+  std::vector<Tensor> out = f(in);
+  TensorList roots, grads;
+  for (size_t k = 0; k < out.size(); ++k) {
+    roots.push_back(out[k]);
+    grads.push_back(R[k].to(out[k].device()));
+  }
+  run_backward(roots, grads, false);
+  for (const Tensor& t : in)
+    if (is_floating(t.dtype())) out.push_back(t.grad());
+  return out;
+}
+
+struct Ceilings {
+  double bandwidth = 0, gemm_rate = 0;  // bytes/s, flop/s
+};
+
+Ceilings measure_ceilings(Device d, const Clock& clock, int reps) {
+  auto& be = kernels::backend(d);
+  Generator g(99);
+  const int64_t n = int64_t{16} << 20;  // 64 MB
+  Tensor a = uniform({n}, -1.0, 1.0, g, {.device = d}), b = empty({n}, {.device = d});
+  const int64_t m = d.is_cuda() ? 4096 : 1024;
+  Tensor x = uniform({1, m, m}, -1.0, 1.0, g, {.device = d}), y = uniform({1, m, m}, -1.0, 1.0, g, {.device = d});
+  Tensor z = empty({1, m, m}, {.device = d});
+  std::vector<Timing> t = time_interleaved({{"copy", [&] { be.copy(b, a); }}, {"gemm", [&] { be.bmm(z, x, y, false); }}}, 2, reps, clock);
+  return {2.0 * 4 * static_cast<double>(n) / t[0].median_s, 2.0 * std::pow(static_cast<double>(m), 3) / t[1].median_s};
+}
+
+}  // namespace
+
+std::vector<KernelShape> parse_kernel_shapes(const std::vector<std::string>& specs, Device device) {
+  std::vector<KernelShape> out;
+  std::vector<std::string> names = specs;
+  if (names.empty()) names = device.is_cuda() ? std::vector<std::string>{"T1", "T2", "L"} : std::vector<std::string>{"T1", "T2"};
+  for (const std::string& spec : names) {
+    if (spec == "T1") {
+      out.push_back({"T1", 1, 10, 256, 10000});
+    } else if (spec == "T2") {
+      out.push_back({"T2", 32, 20, 256, 10000});
+    } else if (spec == "L") {
+      out.push_back({"L", 128, 50, 1024, 32000});
+    } else {  // B=..,S=..,H=..,V=..
+      KernelShape s{spec, 0, 0, 0, 10000};
+      size_t pos = 0;
+      while (pos < spec.size()) {
+        const size_t comma = spec.find(',', pos);
+        const std::string item = spec.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+        const size_t eq = item.find('=');
+        ATTN_CHECK(eq != std::string::npos, ValueError, "--shape {}: expected T1, T2, L or B=..,S=..,H=..[,V=..]", spec);
+        const std::string key = item.substr(0, eq);
+        int64_t value = 0;
+        try {
+          value = std::stoll(item.substr(eq + 1));
+        } catch (const std::exception&) {
+          throw ValueError(fmt::format("--shape {}: '{}' is not a number", spec, item.substr(eq + 1)));
+        }
+        ATTN_CHECK(value > 0, ValueError, "--shape {}: {} must be positive", spec, key);
+        if (key == "B") s.B = value;
+        else if (key == "S") s.S = value;
+        else if (key == "H") s.H = value;
+        else if (key == "V") s.V = value;
+        else throw ValueError(fmt::format("--shape {}: unknown key '{}' (B, S, H, V)", spec, key));
+        if (comma == std::string::npos) break;
+        pos = comma + 1;
+      }
+      ATTN_CHECK(s.B > 0 && s.S > 0 && s.H > 0, ValueError, "--shape {}: B, S and H are required", spec);
+      out.push_back(s);
+    }
+  }
+  return out;
+}
+
+void run_kernels(Report& rep, const KernelOptions& opt) {
+  const Device dev = opt.device;
+  const Clock clock = dev.is_cuda() ? cuda_clock() : host_clock();
+  const Ceilings ceil = measure_ceilings(dev, clock, opt.reps);
+  rep.notes.push_back(fmt::format("ceilings measured in this run: copy {:.1f} GB/s, GEMM {:.1f} GFLOP/s", ceil.bandwidth * 1e-9,
+                                  ceil.gemm_rate * 1e-9));
+  for (const KernelShape& shape : opt.shapes) {
+    for (Kernel& k : kernels_for(dev)) {
+      if (!opt.only.empty() && k.name.find(opt.only) == std::string::npos) continue;
+      Generator g(7);
+      std::vector<Tensor> sets[2] = {k.make(shape, dev, g), k.make(shape, dev, g)};
+      std::vector<Tensor> cpu_in;
+      for (const Tensor& t : sets[0]) cpu_in.push_back(t.to(kCPU));
+      // upstream gradients, one per output
+      std::vector<Tensor> probe = k.variants[0].second(cpu_in);
+      std::vector<Tensor> R;
+      for (const Tensor& o : probe) R.push_back(uniform(o.shape(), -1.0, 1.0, g));
+      const std::vector<Tensor> twin = outputs_and_grads(k.variants[0].second, cpu_in, R);
+      std::vector<std::pair<std::string, Fn>> variants = k.variants;
+      if (dev.is_cuda()) variants.push_back({"cpu_twin", k.variants[0].second});
+      for (bool backward : {false, true}) {
+        const Cost cost = k.cost(shape, backward);
+        const std::string pass = fmt::format("{} {}", shape.name, backward ? "fwd+bwd" : "fwd");
+        // Check every variant against the CPU twin, then time the ones that pass, interleaved
+        // (the CPU twin of a GPU run separately, on the host clock).
+        struct Prepared {
+          std::string name;
+          bool on_cpu;
+          double check;  // < 0: the reference itself
+          std::function<void()> body;
+        };
+        std::vector<Prepared> prepared;
+        for (auto& [vname, fn] : variants) {
+          const bool on_cpu = vname == "cpu_twin";
+          double worst = -1;
+          if (!(on_cpu || (dev.is_cpu() && vname == "fused"))) {
+            const std::vector<Tensor> got = outputs_and_grads(fn, sets[0], R);
+            worst = 0;
+            for (size_t i = 0; i < got.size() && i < twin.size(); ++i) worst = std::max(worst, rel_err(got[i].to(kCPU), twin[i]));
+            if (!(worst <= 1e-4)) {
+              rep.notes.push_back(fmt::format("{} {} {}: CHECK FAILED (relative error {:.3g}); not timed", k.name, pass, vname, worst));
+              continue;
+            }
+          }
+          auto leaves = std::make_shared<std::array<std::vector<Tensor>, 2>>();
+          auto grads = std::make_shared<std::array<TensorList, 2>>();
+          for (int s = 0; s < 2; ++s) {
+            for (const Tensor& t : on_cpu ? cpu_in : sets[s]) {
+              Tensor c = t.detach();
+              if (backward && is_floating(c.dtype())) c.requires_grad_(true);
+              (*leaves)[s].push_back(c);
+            }
+            for (const Tensor& r : R) (*grads)[s].push_back(r.to(on_cpu ? kCPU : dev));
+          }
+          auto counter = std::make_shared<int>(0);
+          Fn f = fn;
+          prepared.push_back({vname, on_cpu, worst, [f, leaves, grads, counter, backward] {
+                                const int s = (*counter)++ & 1;
+                                if (backward) {
+                                  for (Tensor& t : (*leaves)[s])
+                                    if (t.requires_grad()) t.set_grad(Tensor());
+                                  std::vector<Tensor> out = f((*leaves)[s]);
+                                  TensorList roots(out.begin(), out.end());
+                                  run_backward(roots, (*grads)[s], false);
+                                } else {
+                                  NoGradGuard ng;
+                                  (void)f((*leaves)[s]);
+                                }
+                              }});
+        }
+        Variants device_side, host_side;
+        for (const Prepared& p : prepared) (p.on_cpu ? host_side : device_side).emplace_back(p.name, p.body);
+        std::vector<Timing> timings = time_interleaved(device_side, opt.warmup, opt.reps, clock);
+        if (!host_side.empty()) {
+          std::vector<Timing> h = time_interleaved(host_side, 1, std::max(3, opt.reps / 4), host_clock());
+          timings.insert(timings.end(), h.begin(), h.end());
+        }
+        double composed_s = 0;
+        for (const Timing& t : timings)
+          if (t.name == "composed") composed_s = t.median_s;
+        for (const Timing& t : timings) {
+          const Prepared& p = *std::find_if(prepared.begin(), prepared.end(), [&](const Prepared& q) { return q.name == t.name; });
+          Row r{"kernels", k.name, t.name, pass, t.median_s * 1e6, t.runs, {}};
+          const double roof = std::max(cost.bytes / ceil.bandwidth, cost.flops / ceil.gemm_rate);
+          r.metrics["GB/s"] = cost.bytes / t.median_s * 1e-9;
+          r.metrics["GFLOP/s"] = cost.flops / t.median_s * 1e-9;
+          if (!p.on_cpu) r.metrics["pct_roofline"] = 100.0 * roof / t.median_s;
+          if (p.check >= 0) r.metrics["check_err"] = p.check;
+          if (composed_s > 0 && t.name != "composed" && !p.on_cpu) r.metrics["x_vs_composed"] = composed_s / t.median_s;
+          rep.rows.push_back(r);
+        }
+      }
+    }
+  }
+  rep.notes.push_back("shapes: T1 = (B 1, S 10, H 256, V 10k), T2 = (B 32, S 20, H 256, V 10k), L = (B 128, S 50, H 1024, V 32k); "
+                      "attention is one decoder step, softmax_nll has B*S rows");
+}
+
+}  // namespace attn::bench
