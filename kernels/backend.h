@@ -111,14 +111,17 @@ class Backend {
   // ---- fused attention (core/ops/attention.cpp) ----
   // query (B, T, D); keys (B, S, D) and v (D) for additive scoring, undefined for dot scoring
   // (then D = H); values (B, S, H); lengths (B). Writes context (B, T, H) and weights (B, T, S).
+  // tanh_cache (B, T, S, D), additive only and optional: receives tanh(query + keys) at the
+  // unmasked positions, for the backward to read instead of recomputing.
   virtual void attention_forward(const Tensor& query, const Tensor& keys, const Tensor& v, const Tensor& values,
-                                 const Tensor& lengths, const Tensor& context, const Tensor& weights) = 0;
+                                 const Tensor& lengths, const Tensor& context, const Tensor& weights,
+                                 const Tensor& tanh_cache) = 0;
   // Gradients, written (not accumulated): dquery (B, T, D), dkeys (B, S, D) and dv (D) (additive
-  // only), dvalues (B, S, H). d_weights may be undefined.
+  // only), dvalues (B, S, H). d_weights and tanh_cache may be undefined.
   virtual void attention_backward(const Tensor& query, const Tensor& keys, const Tensor& v, const Tensor& values,
-                                  const Tensor& lengths, const Tensor& weights, const Tensor& d_context,
-                                  const Tensor& d_weights, const Tensor& dquery, const Tensor& dkeys,
-                                  const Tensor& dv, const Tensor& dvalues) = 0;
+                                  const Tensor& lengths, const Tensor& weights, const Tensor& tanh_cache,
+                                  const Tensor& d_context, const Tensor& d_weights, const Tensor& dquery,
+                                  const Tensor& dkeys, const Tensor& dv, const Tensor& dvalues) = 0;
 
   // ---- fused softmax + NLL (core/ops/softmax_nll.cpp) ----
   // losses (N): per-row loss (0 at ignored rows); lse (N): the log-sum-exp of each row.

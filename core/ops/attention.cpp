@@ -17,6 +17,7 @@ namespace {
 
 struct AttentionBackward final : Node {
   SavedTensor query, keys, v, values, lengths, weights;  // query/weights as (B, T, .)
+  Tensor tanh_cache;  // (B, T, S, A) or undefined: internal, never visible outside the op
   bool additive = false;
   bool single = false;  // the caller's query had no T dim
   AttentionBackward() { num_outputs = 2; }
@@ -36,7 +37,8 @@ struct AttentionBackward final : Node {
     }
     Tensor dq = empty(q.shape(), opt), dvalues = empty(val.shape(), opt);
     Tensor dk = additive ? empty(k.shape(), opt) : Tensor(), dv = additive ? empty(vv.shape(), opt) : Tensor();
-    kernels::dispatch(name(), {&q, &val}).attention_backward(q, k, vv, val, lens, w, dctx, dw, dq, dk, dv, dvalues);
+    kernels::dispatch(name(), {&q, &val})
+        .attention_backward(q, k, vv, val, lens, w, tanh_cache, dctx, dw, dq, dk, dv, dvalues);
     if (single) dq = alias(dq, Shape{B, q.size(2)}, contiguous_strides(Shape{B, q.size(2)}), 0);
     TensorList out;
     out.push_back(dq);
@@ -54,6 +56,7 @@ struct AttentionBackward final : Node {
     values.release();
     lengths.release();
     weights.release();
+    tanh_cache = Tensor();
   }
 };
 
@@ -103,14 +106,19 @@ AttentionOutput attention(const Tensor& query_in, const Tensor& keys_in, const T
   const Tensor val = values_in.contiguous();
   const Options opt{q.dtype(), q.device()};
   Tensor context = empty(Shape{B, T, H}, opt), weights = empty(Shape{B, T, S}, opt);
-  be.attention_forward(q, k, vv, val, lengths, context, weights);
+  const bool grad = additive ? needs_grad(query_in, keys_in, v_in, values_in) : needs_grad(query_in, values_in);
+  // On the CPU, where tanh is the cost, the backward reads the forward's tanh values instead of
+  // recomputing them, while they fit in 64 MB; GPUs recompute (cheaper than the memory).
+  Tensor tanh_cache;
+  if (additive && grad && q.device().is_cpu() && B * T * S * D <= (int64_t{16} << 20))
+    tanh_cache = empty(Shape{B, T, S, D}, opt);
+  be.attention_forward(q, k, vv, val, lengths, context, weights, tanh_cache);
 
   AttentionOutput out{context, weights};
   if (single) {
     out.context = alias(context, Shape{B, H}, Strides{H, 1}, 0);
     out.weights = alias(weights, Shape{B, S}, Strides{S, 1}, 0);
   }
-  const bool grad = additive ? needs_grad(query_in, keys_in, v_in, values_in) : needs_grad(query_in, values_in);
   if (grad) {
     auto node = additive ? make_node<AttentionBackward>({&query_in, &keys_in, &v_in, &values_in})
                          : make_node<AttentionBackward>({&query_in, &values_in});
@@ -124,6 +132,7 @@ AttentionOutput attention(const Tensor& query_in, const Tensor& keys_in, const T
     node->weights = SavedTensor(weights, /*is_output=*/true);
     node->additive = additive;
     node->single = single;
+    node->tanh_cache = tanh_cache;
     set_history(out.context, node, 0);
     set_history(out.weights, node, 1);
   }

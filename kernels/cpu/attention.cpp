@@ -24,18 +24,29 @@ inline T dot(const T* a, const T* b, int64_t n) {
   return static_cast<T>(acc);
 }
 
+// v . tanh(q + k), also storing the tanh values in `cache` when given.
 template <typename T>
-inline T additive_score(const T* q, const T* k, const T* v, int64_t n) {
+inline T additive_score(const T* q, const T* k, const T* v, int64_t n, T* cache) {
   acc_t<T> acc = 0;
+  if (cache) {
 #pragma omp simd reduction(+ : acc)
-  for (int64_t i = 0; i < n; ++i) acc += static_cast<acc_t<T>>(v[i] * tanh_t(q[i] + k[i]));
+    for (int64_t i = 0; i < n; ++i) {
+      const T th = tanh_t(q[i] + k[i]);
+      cache[i] = th;
+      acc += static_cast<acc_t<T>>(v[i] * th);
+    }
+  } else {
+#pragma omp simd reduction(+ : acc)
+    for (int64_t i = 0; i < n; ++i) acc += static_cast<acc_t<T>>(v[i] * tanh_t(q[i] + k[i]));
+  }
   return static_cast<T>(acc);
 }
 
 }  // namespace
 
 void CpuBackend::attention_forward(const Tensor& query, const Tensor& keys, const Tensor& v, const Tensor& values,
-                                   const Tensor& lengths, const Tensor& context, const Tensor& weights) {
+                                   const Tensor& lengths, const Tensor& context, const Tensor& weights,
+                                   const Tensor& tanh_cache) {
   const int64_t B = query.size(0), T = query.size(1), D = query.size(2);
   const int64_t S = values.size(1), H = values.size(2);
   const bool additive = keys.defined();
@@ -48,6 +59,7 @@ void CpuBackend::attention_forward(const Tensor& query, const Tensor& keys, cons
     const Tt* ep = values.data<Tt>();
     Tt* cp = context.data<Tt>();
     Tt* wp = weights.data<Tt>();
+    Tt* cache = tanh_cache.defined() ? tanh_cache.data<Tt>() : nullptr;
     const int64_t work = S * (additive ? D : 0) + S * H;
     parallel_for(B * T, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(work, 1)), [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
@@ -57,7 +69,8 @@ void CpuBackend::attention_forward(const Tensor& query, const Tensor& keys, cons
         Tt* w = wp + r * S;
         Tt mx = -std::numeric_limits<Tt>::infinity();
         for (int64_t s = 0; s < n; ++s) {
-          w[s] = additive ? additive_score(q, kp + (b * S + s) * D, vp, D) : dot(q, e + s * H, H);
+          w[s] = additive ? additive_score(q, kp + (b * S + s) * D, vp, D, cache ? cache + (r * S + s) * D : nullptr)
+                          : dot(q, e + s * H, H);
           mx = std::max(mx, w[s]);
         }
         acc_t<Tt> total = 0;
@@ -82,9 +95,9 @@ void CpuBackend::attention_forward(const Tensor& query, const Tensor& keys, cons
 }
 
 void CpuBackend::attention_backward(const Tensor& query, const Tensor& keys, const Tensor& v, const Tensor& values,
-                                    const Tensor& lengths, const Tensor& weights, const Tensor& d_context,
-                                    const Tensor& d_weights, const Tensor& dquery, const Tensor& dkeys, const Tensor& dv,
-                                    const Tensor& dvalues) {
+                                    const Tensor& lengths, const Tensor& weights, const Tensor& tanh_cache,
+                                    const Tensor& d_context, const Tensor& d_weights, const Tensor& dquery,
+                                    const Tensor& dkeys, const Tensor& dv, const Tensor& dvalues) {
   const int64_t B = query.size(0), T = query.size(1), D = query.size(2);
   const int64_t S = values.size(1), H = values.size(2);
   const bool additive = keys.defined();
@@ -101,13 +114,17 @@ void CpuBackend::attention_backward(const Tensor& query, const Tensor& keys, con
     Tt* dqp = dquery.data<Tt>();
     Tt* dkp = additive ? dkeys.data<Tt>() : nullptr;
     Tt* dep = dvalues.data<Tt>();
+    const Tt* cache = tanh_cache.defined() ? tanh_cache.data<Tt>() : nullptr;
     const int nthreads = omp_get_max_threads();
     std::vector<acc_t<Tt>> dv_partial(additive ? static_cast<size_t>(nthreads * D) : 0, 0);
     const int64_t work = T * S * (H + (additive ? 2 * D : D));
     parallel_for(B, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(work, 1)), [&](int64_t b0, int64_t b1) {
-      acc_t<Tt>* dv_local = additive ? dv_partial.data() + omp_get_thread_num() * D : nullptr;
-      std::vector<Tt> dscore(static_cast<size_t>(S));
+      acc_t<Tt>* dv_partial_thread = additive ? dv_partial.data() + omp_get_thread_num() * D : nullptr;
+      // dv of one batch entry is summed in the element type (vectorizes), then added in double.
+      std::vector<Tt> dscore(static_cast<size_t>(S)), dv_entry(additive ? static_cast<size_t>(D) : 0);
+      Tt* dv_local = dv_entry.data();
       for (int64_t b = b0; b < b1; ++b) {
+        for (int64_t a = 0; a < (additive ? D : 0); ++a) dv_local[a] = Tt(0);
         const int64_t n = len[b];
         const Tt* e = ep + b * S * H;
         Tt* de = dep + b * S * H;
@@ -137,13 +154,25 @@ void CpuBackend::attention_backward(const Tensor& query, const Tensor& keys, con
             if (additive) {
               const Tt* ks = kp + (b * S + s) * D;
               Tt* dks = dkp + (b * S + s) * D;
+              if (cache) {
+                const Tt* ths = cache + (r * S + s) * D;
+#pragma omp simd
+                for (int64_t a = 0; a < D; ++a) {
+                  const Tt th = ths[a];
+                  const Tt dpre = ds * vp[a] * (Tt(1) - th * th);
+                  dq[a] += dpre;
+                  dks[a] += dpre;
+                  dv_local[a] += ds * th;
+                }
+                continue;
+              }
 #pragma omp simd
               for (int64_t a = 0; a < D; ++a) {
                 const Tt th = tanh_t(q[a] + ks[a]);
                 const Tt dpre = ds * vp[a] * (Tt(1) - th * th);
                 dq[a] += dpre;
                 dks[a] += dpre;
-                dv_local[a] += static_cast<acc_t<Tt>>(ds * th);
+                dv_local[a] += ds * th;
               }
             } else {
               const Tt* es = e + s * H;
@@ -155,6 +184,7 @@ void CpuBackend::attention_backward(const Tensor& query, const Tensor& keys, con
             }
           }
         }
+        for (int64_t a = 0; a < (additive ? D : 0); ++a) dv_partial_thread[a] += static_cast<acc_t<Tt>>(dv_local[a]);
       }
     });
     if (additive) {

@@ -39,7 +39,12 @@ __global__ void attention_forward_kernel(AttentionArgs a, bool additive) {
     if (additive) {
       const T* k = static_cast<const T*>(a.keys) + (b * a.S + s) * a.D;
       const T* v = static_cast<const T*>(a.v);
-      for (int64_t i = lane; i < a.D; i += 32) acc += static_cast<Acc>(v[i] * tanh(q[i] + k[i]));
+      T* cache = a.tanh_cache ? static_cast<T*>(a.tanh_cache) + (r * a.S + s) * a.D : nullptr;
+      for (int64_t i = lane; i < a.D; i += 32) {
+        const T th = tanh(q[i] + k[i]);
+        if (cache) cache[i] = th;
+        acc += static_cast<Acc>(v[i] * th);
+      }
     } else {
       const T* e = vals + s * a.H;
       for (int64_t i = lane; i < a.D; i += 32) acc += static_cast<Acc>(q[i] * e[i]);
@@ -119,8 +124,9 @@ __global__ void attention_backward_kernel(AttentionArgs a, bool additive) {
         const T vi = static_cast<const T*>(a.v)[i];
         const T* keys = static_cast<const T*>(a.keys) + b * a.S * a.D;
         Acc dvi = 0;
+        const T* cache = a.tanh_cache ? static_cast<const T*>(a.tanh_cache) + r * a.S * a.D : nullptr;
         for (int64_t s = 0; s < n; ++s) {
-          const T th = tanh(q[i] + keys[s * a.D + i]);
+          const T th = cache ? cache[s * a.D + i] : tanh(q[i] + keys[s * a.D + i]);
           const T d = static_cast<T>(ds[s]);
           const T dpre = d * vi * (T(1) - th * th);
           dqi += dpre;

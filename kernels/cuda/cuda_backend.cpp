@@ -553,18 +553,21 @@ AttentionArgs attention_args(const Tensor& query, const Tensor& keys, const Tens
 }  // namespace
 
 void CudaBackend::attention_forward(const Tensor& query, const Tensor& keys, const Tensor& v, const Tensor& values,
-                                    const Tensor& lengths, const Tensor& context, const Tensor& weights) {
+                                    const Tensor& lengths, const Tensor& context, const Tensor& weights,
+                                    const Tensor& tanh_cache) {
   AttentionArgs a = attention_args(query, keys, v, values, lengths);
+  a.tanh_cache = tanh_cache.defined() ? tanh_cache.raw_data() : nullptr;
   a.context = context.raw_data();
   a.weights = weights.raw_data();
   ATTN_CUDA_CHECK(launch_attention_forward(query.dtype(), a, stream()));
 }
 
 void CudaBackend::attention_backward(const Tensor& query, const Tensor& keys, const Tensor& v, const Tensor& values,
-                                     const Tensor& lengths, const Tensor& weights, const Tensor& d_context,
-                                     const Tensor& d_weights, const Tensor& dquery, const Tensor& dkeys,
-                                     const Tensor& dv, const Tensor& dvalues) {
+                                     const Tensor& lengths, const Tensor& weights, const Tensor& tanh_cache,
+                                     const Tensor& d_context, const Tensor& d_weights, const Tensor& dquery,
+                                     const Tensor& dkeys, const Tensor& dv, const Tensor& dvalues) {
   AttentionArgs a = attention_args(query, keys, v, values, lengths);
+  a.tanh_cache = tanh_cache.defined() ? tanh_cache.raw_data() : nullptr;
   a.weights = weights.raw_data();
   a.d_context = d_context.raw_data();
   a.d_weights = d_weights.defined() ? d_weights.raw_data() : nullptr;

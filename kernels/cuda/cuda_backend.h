@@ -76,11 +76,12 @@ class CudaBackend final : public kernels::Backend {
   void lstm_cell_backward(const Tensor& act_t, const Tensor& cprev_t, const Tensor& lengths, int64_t t,
                           const Tensor& dy_t, const Tensor& dh, const Tensor& dc, const Tensor& dgates_t) override;
   void attention_forward(const Tensor& query, const Tensor& keys, const Tensor& v, const Tensor& values,
-                         const Tensor& lengths, const Tensor& context, const Tensor& weights) override;
+                         const Tensor& lengths, const Tensor& context, const Tensor& weights,
+                         const Tensor& tanh_cache) override;
   void attention_backward(const Tensor& query, const Tensor& keys, const Tensor& v, const Tensor& values,
-                          const Tensor& lengths, const Tensor& weights, const Tensor& d_context,
-                          const Tensor& d_weights, const Tensor& dquery, const Tensor& dkeys, const Tensor& dv,
-                          const Tensor& dvalues) override;
+                          const Tensor& lengths, const Tensor& weights, const Tensor& tanh_cache,
+                          const Tensor& d_context, const Tensor& d_weights, const Tensor& dquery,
+                          const Tensor& dkeys, const Tensor& dv, const Tensor& dvalues) override;
   void softmax_nll_forward(const Tensor& logits, const Tensor& target, int64_t ignore_index, double smoothing,
                            const Tensor& losses, const Tensor& lse) override;
   void softmax_nll_backward(const Tensor& logits, const Tensor& target, int64_t ignore_index, double smoothing,
