@@ -410,6 +410,23 @@ const std::vector<OpCase>& op_cases() {
                        // forward only here; the padding row's zero gradient is its own test
                        [](const Args& a) { return embedding(a.x[0], a.x[1], 1); },
                        [](const Refs& x, const P&) { return ref_embedding(x[0], x[1]); }, {}});
+    v.push_back(OpCase{"index_rows_repeated",
+                       [](Ctx& c) {
+                         const int64_t R = c.pick(2, 6);
+                         return Args{{c.rand(Shape{R, c.pick(1, 3), c.pick(1, 4)}), rand_index(c.gen, Shape{c.pick(1, 7)}, R)}, {}};
+                       },
+                       [](const Args& a) { return index_rows(a.x[0], a.x[1]); },
+                       [](const Refs& x, const P&) {
+                         const int64_t row = x[0].numel() / x[0].shape[0];
+                         Shape s = x[1].shape;
+                         for (size_t d = 1; d < x[0].shape.size(); ++d) s.push_back(x[0].shape[d]);
+                         Ref out(s);
+                         for (int64_t i = 0; i < x[1].numel(); ++i)
+                           for (int64_t j = 0; j < row; ++j)
+                             out.v[static_cast<size_t>(i * row + j)] = x[0].v[static_cast<size_t>(static_cast<int64_t>(x[1].v[static_cast<size_t>(i)]) * row + j)];
+                         return out;
+                       },
+                       {0}});
     v.push_back(OpCase{"dropout_seeded",
                        [](Ctx& c) { return Args{{c.rand(c.shape(1, 3, 8))}, {static_cast<int64_t>(c.pick(1, 1000))}}; },
                        [](const Args& a) {

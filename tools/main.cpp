@@ -10,10 +10,14 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   attn::cli::add_bench_command(app);
   attn::cli::add_bleu_command(app);
+  attn::cli::add_train_command(app);
+  attn::cli::add_eval_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const attn::cli::ExitCode& e) {
+    return e.code;
   } catch (const std::exception& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     return 1;

@@ -57,6 +57,18 @@ Tensor embedding(const Tensor& weight, const Tensor& indices, int64_t padding_id
   return out;
 }
 
+Tensor index_rows(const Tensor& x, const Tensor& index) {
+  check_defined(x, "index_rows");
+  ATTN_CHECK(x.dim() >= 1, ShapeError, "index_rows: needs at least one dim, got a 0-d tensor");
+  Shape row_shape(x.shape().begin() + 1, x.shape().end());
+  const int64_t row = numel_of(row_shape);
+  Tensor table = x.contiguous().reshape(Shape{x.size(0), row});
+  Tensor out = embedding(table, index);  // (..., row)
+  Shape out_shape = index.shape();
+  for (int64_t d : row_shape) out_shape.push_back(d);
+  return out.reshape(out_shape);
+}
+
 // ------------------------------------------------------------------ dropout
 
 namespace {

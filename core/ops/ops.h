@@ -99,6 +99,10 @@ std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim);  //
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim);
 std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim);
 
+// Rows `index` (int64, any shape) of x along dim 0: out[i...] = x[index[i...]]; differentiable
+// (the gradient is scattered back with additions). Built on the embedding kernels.
+Tensor index_rows(const Tensor& x, const Tensor& index);
+
 // ---- nn ----
 // weight (V, D), indices (...) int64 -> (..., D). Rows at padding_idx (if >= 0) get no gradient.
 Tensor embedding(const Tensor& weight, const Tensor& indices, int64_t padding_idx = -1);

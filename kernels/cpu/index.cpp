@@ -23,7 +23,7 @@ void CpuBackend::index_select(const Tensor& out, const Tensor& weight, const Ten
   check_indices(indices, V, "embedding");
   const int64_t* idx = indices.data<int64_t>();
   const int64_t si = indices.dim() ? indices.stride(0) : 1;
-  dispatch_float(weight.dtype(), "embedding", [&](auto tag) {
+  dispatch_all(weight.dtype(), "embedding", [&](auto tag) {
     using T = decltype(tag);
     const T* w = weight.data<T>();
     T* o = out.data<T>();

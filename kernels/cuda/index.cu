@@ -58,7 +58,14 @@ cudaError_t launch_find_bad_index(const int64_t* idx, int64_t idx_stride, int64_
 
 cudaError_t launch_index_select(DType dtype, const GatherArgs& a, cudaStream_t stream) {
   if (a.n * a.d == 0) return cudaSuccess;
-  ATTN_CUDA_FLOAT_TYPES(dtype, index_select_kernel<T><<<grid_for(a.n * a.d, kThreads), kThreads, 0, stream>>>(a));
+  const int grid = grid_for(a.n * a.d, kThreads);
+  switch (dtype) {  // a row copy: any element type
+    case DType::Float32: index_select_kernel<float><<<grid, kThreads, 0, stream>>>(a); break;
+    case DType::Float64: index_select_kernel<double><<<grid, kThreads, 0, stream>>>(a); break;
+    case DType::Int64: index_select_kernel<int64_t><<<grid, kThreads, 0, stream>>>(a); break;
+    case DType::Bool: index_select_kernel<bool><<<grid, kThreads, 0, stream>>>(a); break;
+    default: return cudaErrorInvalidValue;
+  }
   return cudaGetLastError();
 }
 

@@ -1,0 +1,44 @@
+// Checkpoints: one directory holding everything needed to rebuild and continue a model:
+//   model.safetensors   the parameters, PyTorch names (see model.h)
+//   config.json         the model config (ModelConfig::to_json)
+//   src.vocab tgt.vocab the vocabularies (models/data/vocab.h format)
+//   optimizer.safetensors, trainer.json   training state (optional: present in `checkpoint/`
+//                       directories written during training, absent in exported models)
+// The directory is written under a temporary name and renamed into place, so a crash leaves
+// either the old checkpoint or the new one, never a mix. Loading checks that config.json and the
+// tensors agree (every parameter present with its shape, nothing unknown) and names the file and
+// the tensor when they do not.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "models/data/vocab.h"
+#include "models/seq2seq/model.h"
+
+namespace attn::models {
+
+struct TrainingState {
+  nlohmann::json trainer;                                  // step, epoch, RNG states, ...
+  std::vector<std::pair<std::string, Tensor>> optimizer;   // Optimizer::state()
+};
+
+void save_checkpoint(const std::string& dir, const Seq2Seq& model, const data::Vocab& src_vocab,
+                     const data::Vocab& tgt_vocab, const TrainingState* training = nullptr);
+
+struct LoadedModel {
+  ModelConfig config;
+  data::Vocab src_vocab, tgt_vocab;
+  std::unique_ptr<Generator> gen;  // the model's dropout generator (restore its state when resuming)
+  std::unique_ptr<Seq2Seq> model;  // in eval mode, on `device`
+  std::optional<TrainingState> training;
+};
+
+LoadedModel load_checkpoint(const std::string& dir, Device device = kCPU);
+
+}  // namespace attn::models

@@ -1,0 +1,410 @@
+#include "models/train/trainer.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+#include "core/optim/optimizer.h"
+#include "core/profiler.h"
+#include "kernels/backend.h"
+#include "models/data/batching.h"
+#include "models/data/tokenizer.h"
+#include "models/eval/bleu.h"
+#include "models/seq2seq/checkpoint.h"
+#include "models/seq2seq/translator.h"
+
+namespace attn::train {
+
+namespace fs = std::filesystem;
+using models::Seq2Seq;
+
+// ------------------------------------------------------------------ options
+
+nlohmann::json TrainOptions::to_json() const {
+  return {{"train", train_path}, {"valid", valid_path}, {"attention", attention}, {"hidden", hidden},
+          {"layers", layers}, {"bidirectional", bidirectional}, {"input_feeding", input_feeding}, {"batch", batch},
+          {"epochs", epochs}, {"max_steps", max_steps}, {"lr", lr}, {"dropout", dropout},
+          {"teacher_forcing", teacher_forcing}, {"clip", clip}, {"label_smoothing", label_smoothing}, {"seed", seed},
+          {"min_freq", min_freq}, {"max_vocab", max_vocab}, {"max_len", max_len}, {"max_train", max_train},
+          {"patience", patience}, {"valid_max", valid_max}, {"skip_bad_lines", skip_bad_lines}};
+}
+
+TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
+  TrainOptions o;
+  o.train_path = j.at("train");
+  o.valid_path = j.at("valid");
+  o.attention = j.at("attention");
+  o.hidden = j.at("hidden");
+  o.layers = j.at("layers");
+  o.bidirectional = j.at("bidirectional");
+  o.input_feeding = j.at("input_feeding");
+  o.batch = j.at("batch");
+  o.epochs = j.at("epochs");
+  o.max_steps = j.at("max_steps");
+  o.lr = j.at("lr");
+  o.dropout = j.at("dropout");
+  o.teacher_forcing = j.at("teacher_forcing");
+  o.clip = j.at("clip");
+  o.label_smoothing = j.at("label_smoothing");
+  o.seed = j.at("seed");
+  o.min_freq = j.at("min_freq");
+  o.max_vocab = j.at("max_vocab");
+  o.max_len = j.at("max_len");
+  o.max_train = j.at("max_train");
+  o.patience = j.at("patience");
+  o.valid_max = j.at("valid_max");
+  o.skip_bad_lines = j.at("skip_bad_lines");
+  return o;
+}
+
+namespace {
+
+volatile std::sig_atomic_t g_stop = 0;
+extern "C" void on_signal(int) { g_stop = 1; }
+
+// Installs SIGINT / SIGTERM handlers for the lifetime of a training run.
+class SignalScope {
+ public:
+  SignalScope() {
+    g_stop = 0;
+    old_int_ = std::signal(SIGINT, on_signal);
+    old_term_ = std::signal(SIGTERM, on_signal);
+  }
+  ~SignalScope() {
+    std::signal(SIGINT, old_int_);
+    std::signal(SIGTERM, old_term_);
+  }
+
+ private:
+  void (*old_int_)(int);
+  void (*old_term_)(int);
+};
+
+// Progress and log lines: a rewritten line on a terminal, plain lines in a pipe; every line
+// also goes to OUT/train.log.
+class Reporter {
+ public:
+  Reporter(const std::string& log_path, bool quiet) : quiet_(quiet), tty_(::isatty(STDOUT_FILENO) == 1) {
+    log_.open(log_path, std::ios::app);
+  }
+  void line(const std::string& s) {
+    if (!quiet_) {
+      if (progress_shown_) std::fputs("\r\033[K", stdout);
+      std::fputs((s + "\n").c_str(), stdout);
+      std::fflush(stdout);
+      progress_shown_ = false;
+    }
+    log_ << s << "\n";
+    log_.flush();
+  }
+  // A progress update: rewritten in place on a terminal; in a pipe only every `every` calls.
+  void progress(const std::string& s, bool log_it) {
+    if (tty_ && !quiet_) {
+      std::fputs(("\r\033[K" + s).c_str(), stdout);
+      std::fflush(stdout);
+      progress_shown_ = true;
+      if (log_it) log_ << s << "\n";
+    } else if (log_it) {
+      line(s);
+    }
+  }
+  bool tty() const { return tty_; }
+
+ private:
+  bool quiet_, tty_, progress_shown_ = false;
+  std::ofstream log_;
+};
+
+std::vector<data::Pair> load(const std::string& path, bool skip_bad, int64_t max_pairs, Reporter& rep) {
+  data::LoadResult r = data::load_pairs(path, {.skip_bad_lines = skip_bad});
+  if (r.skipped) rep.line(fmt::format("warning: {}: skipped {} malformed line(s)", path, r.skipped));
+  if (max_pairs > 0 && static_cast<int64_t>(r.pairs.size()) > max_pairs) r.pairs.resize(static_cast<size_t>(max_pairs));
+  ATTN_CHECK(!r.pairs.empty(), ValueError, "{}: no sentence pairs", path);
+  return r.pairs;
+}
+
+std::vector<std::vector<std::string>> tokenize_side(const std::vector<data::Pair>& pairs, bool source) {
+  std::vector<std::vector<std::string>> out;
+  out.reserve(pairs.size());
+  for (const auto& p : pairs) out.push_back(data::tokenize(source ? p.src : p.tgt));
+  return out;
+}
+
+nlohmann::json gen_state(const Generator& g) { return {{"seed", g.seed()}, {"offset", g.offset()}}; }
+void set_gen_state(Generator& g, const nlohmann::json& j) { g.set_state(j.at("seed"), j.at("offset")); }
+
+std::string format_duration(double s) {
+  const int64_t t = static_cast<int64_t>(s);
+  return t >= 3600 ? fmt::format("{}h{:02}m", t / 3600, (t / 60) % 60) : fmt::format("{}m{:02}s", t / 60, t % 60);
+}
+
+struct Validation {
+  double loss = 0.0, bleu = 0.0;
+  std::string signature;
+};
+
+}  // namespace
+
+TrainResult train(const TrainOptions& cli) {
+  const auto t_start = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count(); };
+  TrainOptions opt = cli;
+  std::optional<models::LoadedModel> resumed;
+  if (!cli.resume_dir.empty()) {
+    resumed = models::load_checkpoint(cli.resume_dir, kCPU);
+    ATTN_CHECK(resumed->training.has_value(), IOError, "{}: no training state to resume (trainer.json is missing)",
+               cli.resume_dir);
+    // Continue with the run's own options; the command line may extend the limits.
+    opt = TrainOptions::from_json(resumed->training->trainer.at("options"));
+    opt.resume_dir = cli.resume_dir;
+    opt.out_dir = cli.out_dir.empty() ? fs::path(cli.resume_dir).parent_path().string() : cli.out_dir;
+    opt.max_steps = cli.max_steps;  // the limits are the new command line's (0: none)
+    if (cli.epochs != TrainOptions{}.epochs) opt.epochs = cli.epochs;
+    opt.time_limit = cli.time_limit;
+    opt.device = cli.device;
+    opt.profile = cli.profile;
+    opt.quiet = cli.quiet;
+    opt.log_every = cli.log_every;
+  }
+  ATTN_CHECK(!opt.out_dir.empty(), ValueError, "train: --out DIR is required");
+  ATTN_CHECK(opt.teacher_forcing >= 0 && opt.teacher_forcing <= 1, ValueError,
+             "train: --teacher-forcing must be in [0, 1], got {}", opt.teacher_forcing);
+  ATTN_CHECK(opt.batch > 0 && opt.hidden > 0 && opt.layers > 0, ValueError, "train: batch, hidden and layers must be positive");
+  fs::create_directories(opt.out_dir);
+  Reporter rep((fs::path(opt.out_dir) / "train.log").string(), opt.quiet);
+  const Device device = opt.device == "auto" ? (kernels::has_backend(DeviceType::CUDA) ? kCUDA : kCPU) : Device::parse(opt.device);
+
+  // ---- data and vocabularies
+  std::vector<data::Pair> train_pairs = load(opt.train_path, opt.skip_bad_lines, opt.max_train, rep);
+  std::vector<data::Pair> valid_pairs;
+  if (!opt.valid_path.empty()) valid_pairs = load(opt.valid_path, opt.skip_bad_lines, 0, rep);
+  data::Vocab src_vocab, tgt_vocab;
+  if (resumed) {
+    src_vocab = resumed->src_vocab;
+    tgt_vocab = resumed->tgt_vocab;
+  } else {
+    src_vocab = data::Vocab::build(tokenize_side(train_pairs, true), opt.min_freq, opt.max_vocab);
+    tgt_vocab = data::Vocab::build(tokenize_side(train_pairs, false), opt.min_freq, opt.max_vocab);
+  }
+  data::EncodeStats stats;
+  std::vector<data::Example> examples = data::encode_pairs(train_pairs, src_vocab, tgt_vocab, opt.max_len, &stats);
+  ATTN_CHECK(!examples.empty(), ValueError, "{}: no pair is at most {} tokens long", opt.train_path, opt.max_len);
+  data::Batcher batcher(examples, {.batch_size = opt.batch, .seed = opt.seed});
+  std::vector<data::Example> valid_examples = data::encode_pairs(valid_pairs, src_vocab, tgt_vocab, opt.max_len);
+  eval::GroupedRefs valid_refs = eval::group_by_source(valid_pairs);
+  if (opt.valid_max > 0 && static_cast<int64_t>(valid_refs.sources.size()) > opt.valid_max) {
+    valid_refs.sources.resize(static_cast<size_t>(opt.valid_max));
+    valid_refs.refs.resize(static_cast<size_t>(opt.valid_max));
+  }
+  // The output is lowercased by the tokenizer: BLEU compares with lowercased references.
+  for (auto& rs : valid_refs.refs)
+    for (auto& r : rs) r = data::detokenize(data::tokenize(r));
+
+  // ---- model, optimizer, generators
+  models::ModelConfig cfg;
+  std::unique_ptr<Generator> model_gen;
+  std::unique_ptr<Seq2Seq> model;
+  if (resumed) {
+    cfg = resumed->config;
+    model_gen = std::move(resumed->gen);
+    model = std::move(resumed->model);
+    set_gen_state(*model_gen, resumed->training->trainer.at("model_rng"));
+  } else {
+    cfg.attention = models::parse_attention(opt.attention);
+    cfg.hidden = opt.hidden;
+    cfg.layers = opt.layers;
+    cfg.bidirectional = opt.bidirectional;
+    cfg.dropout = opt.dropout;
+    cfg.input_feeding = opt.input_feeding;
+    cfg.src_vocab_size = src_vocab.size();
+    cfg.tgt_vocab_size = tgt_vocab.size();
+    cfg.max_src_len = std::max<int64_t>(2 * opt.max_len, 100);
+    model_gen = std::make_unique<Generator>(opt.seed);
+    model = std::make_unique<Seq2Seq>(cfg, *model_gen);
+  }
+  model->to(device);
+  model->train();
+  optim::Adam adam(model->parameters(), {.lr = opt.lr});
+  Generator tf_gen(opt.seed ^ 0x7eac4e7ULL);
+  int64_t epoch = 0, batch_in_epoch = 0, step = 0, bad_epochs = 0;
+  double best_bleu = -1.0;
+  if (resumed) {
+    const nlohmann::json& st = resumed->training->trainer;
+    std::vector<std::pair<std::string, Tensor>> os;
+    for (auto& [n, t] : resumed->training->optimizer) os.emplace_back(n, t.to(device));
+    adam.load_state(os);
+    set_gen_state(tf_gen, st.at("tf_rng"));
+    epoch = st.at("epoch");
+    batch_in_epoch = st.at("batch_in_epoch");
+    step = st.at("step");
+    best_bleu = st.at("best_bleu");
+    bad_epochs = st.at("bad_epochs");
+    rep.line(fmt::format("resumed from {} at step {} (epoch {}, batch {})", opt.resume_dir, step, epoch + 1, batch_in_epoch));
+  } else {
+    rep.line(fmt::format("data: {} training pairs ({} kept at most {} tokens), {} validation pairs; vocab {} / {} "
+                         "(unknown tokens {:.2f}% / {:.2f}%)",
+                         train_pairs.size(), examples.size(), opt.max_len, valid_pairs.size(), src_vocab.size(),
+                         tgt_vocab.size(), 100.0 * stats.src_unknown / std::max<int64_t>(stats.src_tokens, 1),
+                         100.0 * stats.tgt_unknown / std::max<int64_t>(stats.tgt_tokens, 1)));
+  }
+  rep.line(fmt::format("model: {} attention, hidden {}, layers {}{}, {} parameters, on {}", models::attention_name(cfg.attention),
+                       cfg.hidden, cfg.layers, cfg.bidirectional ? ", bidirectional encoder" : "", model->num_parameters(),
+                       device));
+  if (opt.profile) {
+    Profiler::instance().reset();
+    Profiler::instance().enable(device);
+  }
+
+  TrainResult result;
+  result.checkpoint_dir = (fs::path(opt.out_dir) / "checkpoint").string();
+  result.best_dir = (fs::path(opt.out_dir) / "best").string();
+  auto save_state = [&] {
+    models::TrainingState ts;
+    ts.trainer = {{"options", opt.to_json()}, {"epoch", epoch}, {"batch_in_epoch", batch_in_epoch}, {"step", step},
+                  {"best_bleu", best_bleu}, {"bad_epochs", bad_epochs}, {"model_rng", gen_state(*model_gen)},
+                  {"tf_rng", gen_state(tf_gen)}};
+    ts.optimizer = adam.state();
+    models::save_checkpoint(result.checkpoint_dir, *model, src_vocab, tgt_vocab, &ts);
+  };
+  auto validate = [&]() -> Validation {
+    Validation v;
+    model->eval();
+    v.loss = models::evaluate_loss(*model, valid_examples, opt.batch).loss;
+    models::Translator tr(*model, src_vocab, tgt_vocab);
+    std::vector<std::string> hyps;
+    for (auto& t : tr.translate(valid_refs.sources, {.beam = 1, .keep_attention = false}, opt.batch)) hyps.push_back(t.outputs[0]);
+    eval::BleuResult b = eval::corpus_bleu(hyps, valid_refs.refs, {.lowercase = true});
+    v.bleu = b.score;
+    v.signature = b.signature;
+    model->train();
+    return v;
+  };
+
+  SignalScope signals;
+  const int64_t batches_per_epoch = batcher.num_batches();
+  double window_loss = 0.0, train_time = 0.0;
+  int64_t window_tokens = 0, total_tokens = 0, window_steps = 0;
+  auto window_start = std::chrono::steady_clock::now();
+  bool stop = false;
+  const double lr = opt.lr;
+  (void)lr;
+  for (; epoch < opt.epochs && !stop; ++epoch) {
+    const std::vector<std::vector<int64_t>> plan = batcher.epoch_plan(epoch);
+    for (; batch_in_epoch < static_cast<int64_t>(plan.size()); ++batch_in_epoch) {
+      const auto t0 = std::chrono::steady_clock::now();
+      data::Batch b = batcher.make_batch(plan[static_cast<size_t>(batch_in_epoch)]);
+      const std::vector<float> coins = uniform(Shape{b.size()}, 0.0, 1.0, tf_gen).to_vector<float>();
+      std::vector<bool> force;
+      for (float u : coins) force.push_back(u < opt.teacher_forcing);
+      adam.zero_grad();
+      Seq2Seq::Loss l = model->loss(b.src.to(device), b.src_len.to(device), b.tgt_in.to(device), b.tgt_out.to(device),
+                                    b.tgt_len.to(device), force, opt.label_smoothing);
+      Tensor mean_loss = l.total / static_cast<double>(std::max<int64_t>(l.tokens, 1));
+      {
+        PROFILE_STAGE("backward");
+        mean_loss.backward();
+      }
+      {
+        PROFILE_STAGE("optimizer");
+        if (opt.clip > 0) optim::clip_grad_norm_(model->parameters(), opt.clip);
+        adam.step();
+      }
+      const double loss_value = mean_loss.item<double>();
+      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      ++step;
+      train_time += dt;
+      window_loss += loss_value * static_cast<double>(l.tokens);
+      window_tokens += l.tokens;
+      total_tokens += l.tokens;
+      ++window_steps;
+      const bool log_it = step % std::max<int64_t>(opt.log_every, 1) == 0;
+      if (log_it || rep.tty()) {
+        const double wsec = std::chrono::duration<double>(std::chrono::steady_clock::now() - window_start).count();
+        const int64_t left_in_run = opt.max_steps ? opt.max_steps - step
+                                                  : (opt.epochs - epoch) * batches_per_epoch - batch_in_epoch - 1;
+        const double per_step = train_time / static_cast<double>(std::max<int64_t>(window_steps, 1));
+        rep.progress(fmt::format("epoch {} step {} ({}/{}) loss {:.4f} | {:.0f} tok/s | ETA {}", epoch + 1, step,
+                                 batch_in_epoch + 1, batches_per_epoch, window_loss / std::max<int64_t>(window_tokens, 1),
+                                 static_cast<double>(window_tokens) / std::max(wsec, 1e-9),
+                                 format_duration(per_step * static_cast<double>(std::max<int64_t>(left_in_run, 0)))),
+                     log_it);
+        if (log_it) {
+          window_loss = 0.0;
+          window_tokens = 0;
+          window_start = std::chrono::steady_clock::now();
+        }
+      }
+      const bool out_of_steps = opt.max_steps > 0 && step >= opt.max_steps;
+      const bool out_of_time = opt.time_limit > 0 && elapsed() >= opt.time_limit;
+      if (g_stop || out_of_steps || out_of_time) {
+        ++batch_in_epoch;  // this batch is done: a resume starts with the next one
+        if (batch_in_epoch == static_cast<int64_t>(plan.size())) {
+          batch_in_epoch = 0;
+          ++epoch;
+        }
+        save_state();
+        result.interrupted = g_stop != 0;
+        rep.line(fmt::format("{} at step {}: saved {}", g_stop ? "interrupted" : out_of_steps ? "reached --max-steps" : "reached --time-limit",
+                             step, result.checkpoint_dir));
+        stop = true;
+        break;
+      }
+    }
+    if (stop) break;
+    batch_in_epoch = 0;
+    // ---- end of epoch: validation, best model, early stopping, checkpoint
+    Validation v;
+    if (!valid_examples.empty()) {
+      v = validate();
+      result.last_valid_loss = v.loss;
+      result.last_valid_bleu = v.bleu;
+      const bool better = v.bleu > best_bleu;
+      if (better) {
+        best_bleu = v.bleu;
+        bad_epochs = 0;
+        models::save_checkpoint(result.best_dir, *model, src_vocab, tgt_vocab);
+      } else {
+        ++bad_epochs;
+      }
+      rep.line(fmt::format("epoch {} done: step {}, valid loss {:.4f}, valid BLEU {:.2f}{} ({})", epoch + 1, step, v.loss,
+                           v.bleu, better ? " (best, saved)" : "", v.signature));
+    }
+    const int64_t finished_epoch = epoch;
+    ++epoch;  // the state saved is "start of the next epoch"
+    save_state();
+    --epoch;
+    if (!valid_examples.empty() && bad_epochs >= opt.patience) {
+      rep.line(fmt::format("early stopping: no better validation BLEU for {} epoch(s)", bad_epochs));
+      epoch = finished_epoch + 1;
+      break;
+    }
+  }
+  result.steps = step;
+  result.epochs_done = epoch;
+  result.best_bleu = best_bleu;
+  result.train_seconds = train_time;
+  result.train_tokens_per_s = static_cast<double>(total_tokens) / std::max(train_time, 1e-9);
+  rep.line(fmt::format("trained {} steps in {} ({:.0f} target tokens/s); checkpoint {}{}", step, format_duration(train_time),
+                       result.train_tokens_per_s, result.checkpoint_dir,
+                       best_bleu >= 0 ? fmt::format(", best model {} (valid BLEU {:.2f})", result.best_dir, best_bleu) : ""));
+  if (opt.profile) {
+    nlohmann::json prof;
+    double total = 0.0;
+    for (const auto& [name, v] : Profiler::instance().totals()) total += v.first;
+    rep.line("profile (time per stage over the run):");
+    for (const auto& [name, v] : Profiler::instance().totals()) {
+      prof[name] = v.first;
+      rep.line(fmt::format("  {:<16} {:>9.3f} s  {:5.1f}%  ({} calls)", name, v.first, 100.0 * v.first / std::max(total, 1e-12), v.second));
+    }
+    result.profile = prof;
+    Profiler::instance().disable();
+  }
+  return result;
+}
+
+}  // namespace attn::train
