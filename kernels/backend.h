@@ -20,12 +20,14 @@ namespace attn::kernels {
 
 struct SgdConfig {
   double lr = 0.01, momentum = 0.0, dampening = 0.0, weight_decay = 0.0;
+  double grad_scale = 1.0;  // the gradient is used times this (clipping, fused)
   bool nesterov = false;
   bool first_step = true;  // the momentum buffer starts as a copy of the gradient
 };
 
 struct AdamConfig {
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  double grad_scale = 1.0;              // the gradient is used times this (clipping, fused)
   bool decoupled_weight_decay = false;  // AdamW
   int64_t step = 1;                     // 1-based step count after this update
 };
@@ -140,6 +142,8 @@ class Backend {
                                      double dropout);
 
   // ---- optimizers (contiguous tensors of one shape, updated in place) ----
+  // total (0-d float64) += sum of x^2 over a contiguous x (gradient-norm clipping).
+  virtual void sum_squares(const Tensor& total, const Tensor& x) = 0;
   virtual void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
                         const SgdConfig& cfg) = 0;
   virtual void adam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,

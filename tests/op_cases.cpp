@@ -278,6 +278,20 @@ const std::vector<OpCase>& op_cases() {
                        },
                        [](const Args& a) { return linear(a.x[0], a.x[1]); },
                        [](const Refs& x, const P&) { return ref_linear(x[0], x[1], nullptr); }, {0, 1}});
+    v.push_back(OpCase{"linear_with_output",
+                       [](Ctx& c) {
+                         int64_t N = c.pick(1, 8), I = c.pick(1, 9), O = c.pick(1, 9);
+                         return Args{{c.rand(Shape{N, I}), c.rand(Shape{O, I}), c.rand(Shape{O})}, {}};
+                       },
+                       [](const Args& a) {
+                         Tensor y;
+                         {
+                           NoGradGuard g;
+                           y = linear(a.x[0], a.x[1], a.x[2]);
+                         }
+                         return linear_with_output(a.x[0], a.x[1], a.x[2], y);
+                       },
+                       [](const Refs& x, const P&) { return ref_linear(x[0], x[1], &x[2]); }, {0, 1, 2}});
     // ---------------------------------------------------------------- views and copies
     v.push_back(OpCase{"reshape",
                        [](Ctx& c) { return Args{{c.rand(Shape{c.pick(1, 4), 6, c.pick(1, 3)})}, {}}; },

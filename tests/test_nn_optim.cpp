@@ -221,6 +221,26 @@ TEST(ClipGradNorm, ScalesToMaxNormLikePyTorch) {
   expect_near_all(b.grad().to_vector<double>(), {1.199999907692315}, 1e-15);
 }
 
+TEST(ClipGradNorm, FusedCoefficientEqualsClippingThenStepping) {
+  // clip_coefficient + step(scale) leaves the gradients alone and updates exactly like
+  // clip_grad_norm_ followed by step().
+  Generator g(12);
+  Tensor a = param(), b = param();
+  Tensor ga = uniform({3}, -5.0, 5.0, g, {.dtype = DType::Float64});
+  optim::Adam oa({a}, {.lr = 0.1}), ob({b}, {.lr = 0.1});
+  a.set_grad(ga.clone());
+  b.set_grad(ga.clone());
+  double norm = 0;
+  const double coef = optim::clip_coefficient({a}, 0.5, &norm);
+  EXPECT_NEAR(norm, std::sqrt(sum(square(ga)).item<double>()), 1e-12);
+  EXPECT_LT(coef, 1.0);
+  oa.step(coef);
+  EXPECT_EQ(a.grad().to_vector<double>(), ga.to_vector<double>());  // untouched
+  optim::clip_grad_norm_({b}, 0.5);
+  ob.step();
+  expect_near_all(a.to_vector<double>(), b.to_vector<double>(), 1e-15);
+}
+
 TEST(Training, LinearRegressionConverges) {
   // End to end: y = 3 x0 - 2 x1 + 0.5 learned by Linear + Adam from random data.
   Generator g(9);

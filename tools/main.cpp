@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   attn::cli::add_bleu_command(app);
   attn::cli::add_train_command(app);
   attn::cli::add_eval_command(app);
+  attn::cli::add_translate_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

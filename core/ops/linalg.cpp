@@ -196,4 +196,27 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   return out;
 }
 
+Tensor linear_with_output(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& y_in) {
+  check_matmul_dtypes(x, weight, "linear_with_output");
+  Shape expect = x.shape();
+  expect.back() = weight.size(0);
+  ATTN_CHECK(y_in.defined() && y_in.shape() == expect && x.size(-1) == weight.size(1), ShapeError,
+             "linear_with_output: input {} and weight {} give {}, but the output given is {}", x.shape(), weight.shape(),
+             expect, y_in.defined() ? y_in.shape() : Shape{});
+  Tensor y = y_in.detach();
+  if (needs_grad(x, weight, bias)) {
+    auto node = bias.defined() ? make_node<LinearBackward>({&x, &weight, &bias}) : make_node<LinearBackward>({&x, &weight});
+    Tensor x2;
+    {
+      NoGradGuard g;
+      x2 = x.reshape(Shape{-1, x.size(-1)});
+    }
+    if (needs_grad(weight)) node->x2 = SavedTensor(x2);
+    if (needs_grad(x)) node->weight = SavedTensor(weight);
+    node->x_shape = x.shape();
+    set_history(y, node);
+  }
+  return y;
+}
+
 }  // namespace attn

@@ -91,6 +91,10 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 Tensor bmm(const Tensor& a, const Tensor& b);  // (B, M, K) @ (B, K, N)
 // x (..., in) @ weight (out, in)^T + bias (out); weight stays untransposed in memory.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+// linear()'s backward for an output `y` the caller already computed without a graph (for
+// example step by step, to pick tokens): returns y recorded as linear(x, weight, bias), so the
+// weight gradient is one GEMM over all rows of x. y must equal linear(x, weight, bias).
+Tensor linear_with_output(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& y);
 
 // ---- shape ----
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim);

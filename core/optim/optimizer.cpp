@@ -65,7 +65,7 @@ SGD::SGD(std::vector<Tensor> params, SgdOptions opt)
              "SGD: nesterov needs momentum > 0 and dampening 0");
 }
 
-void SGD::step() {
+void SGD::step(double grad_scale) {
   NoGradGuard no_grad;
   for (size_t i = 0; i < params_.size(); ++i) {
     Tensor& p = params_[i];
@@ -73,7 +73,7 @@ void SGD::step() {
     if (!g.defined()) continue;
     check_grad(p, g, i);
     Tensor grad = g.contiguous();
-    kernels::SgdConfig cfg{opt_.lr, opt_.momentum, opt_.dampening, opt_.weight_decay, opt_.nesterov,
+    kernels::SgdConfig cfg{opt_.lr, opt_.momentum, opt_.dampening, opt_.weight_decay, grad_scale, opt_.nesterov,
                            false};
     if (opt_.momentum != 0.0 && !momentum_[i].defined()) {
       momentum_[i] = empty(p.shape(), {p.dtype(), p.device()});
@@ -109,7 +109,7 @@ Adam::Adam(std::vector<Tensor> params, AdamOptions opt)
              "Adam: betas must be in [0, 1), got ({}, {})", opt.beta1, opt.beta2);
 }
 
-void Adam::step() {
+void Adam::step(double grad_scale) {
   NoGradGuard no_grad;
   for (size_t i = 0; i < params_.size(); ++i) {
     Tensor& p = params_[i];
@@ -121,8 +121,8 @@ void Adam::step() {
       exp_avg_[i] = zeros(p.shape(), {p.dtype(), p.device()});
       exp_avg_sq_[i] = zeros(p.shape(), {p.dtype(), p.device()});
     }
-    kernels::AdamConfig cfg{opt_.lr, opt_.beta1, opt_.beta2, opt_.eps, opt_.weight_decay,
-                            opt_.decoupled_weight_decay, ++steps_[i]};
+    kernels::AdamConfig cfg{opt_.lr,       opt_.beta1, opt_.beta2, opt_.eps, opt_.weight_decay,
+                            grad_scale,    opt_.decoupled_weight_decay, ++steps_[i]};
     kernels::dispatch("adam", {&p, &grad}).adam_step(p, grad, exp_avg_[i], exp_avg_sq_[i], cfg);
     p.storage()->bump_version();
   }
@@ -152,19 +152,26 @@ void Adam::load_state(const std::vector<std::pair<std::string, Tensor>>& state) 
 
 // ------------------------------------------------------------------ clipping
 
-double clip_grad_norm_(const std::vector<Tensor>& params, double max_norm) {
+double clip_coefficient(const std::vector<Tensor>& params, double max_norm, double* norm_out) {
   NoGradGuard no_grad;
   Tensor total;
   for (const Tensor& p : params) {
     const Tensor& g = p.grad();
     if (!g.defined()) continue;
-    Tensor sq = sum(square(g.to(DType::Float64)));
-    total = total.defined() ? add(total, sq.to(total.device())) : sq;
+    if (!total.defined()) total = zeros(Shape{}, {.dtype = DType::Float64, .device = g.device()});
+    const Tensor gc = g.contiguous();
+    kernels::dispatch("clip_grad_norm", {&total, &gc}).sum_squares(total, gc);
   }
-  if (!total.defined()) return 0.0;
-  const double norm = std::sqrt(total.item<double>());
-  const double coef = max_norm / (norm + 1e-6);
+  const double norm = total.defined() ? std::sqrt(total.item<double>()) : 0.0;
+  if (norm_out) *norm_out = norm;
+  return std::min(1.0, max_norm / (norm + 1e-6));
+}
+
+double clip_grad_norm_(const std::vector<Tensor>& params, double max_norm) {
+  double norm = 0.0;
+  const double coef = clip_coefficient(params, max_norm, &norm);
   if (coef < 1.0) {
+    NoGradGuard no_grad;
     for (const Tensor& p : params) {
       if (p.grad().defined()) {
         Tensor g = p.grad();

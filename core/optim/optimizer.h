@@ -16,7 +16,10 @@ class Optimizer {
  public:
   explicit Optimizer(std::vector<Tensor> params);
   virtual ~Optimizer() = default;
-  virtual void step() = 0;
+  // One update. The gradients are used times grad_scale (clip_coefficient's result: clipping
+  // fused into the update instead of a pass that rescales every gradient first).
+  virtual void step(double grad_scale) = 0;
+  void step() { step(1.0); }
   void zero_grad();  // drops the gradients (set to none)
   const std::vector<Tensor>& params() const { return params_; }
   virtual double lr() const = 0;
@@ -38,7 +41,8 @@ struct SgdOptions {
 class SGD final : public Optimizer {
  public:
   SGD(std::vector<Tensor> params, SgdOptions opt);
-  void step() override;
+  using Optimizer::step;
+  void step(double grad_scale) override;
   double lr() const override { return opt_.lr; }
   void set_lr(double lr) override { opt_.lr = lr; }
   std::vector<std::pair<std::string, Tensor>> state() const override;
@@ -57,7 +61,8 @@ struct AdamOptions {
 class Adam final : public Optimizer {
  public:
   Adam(std::vector<Tensor> params, AdamOptions opt);
-  void step() override;
+  using Optimizer::step;
+  void step(double grad_scale) override;
   double lr() const override { return opt_.lr; }
   void set_lr(double lr) override { opt_.lr = lr; }
   std::vector<std::pair<std::string, Tensor>> state() const override;
@@ -73,5 +78,9 @@ class Adam final : public Optimizer {
 // Scales all gradients so that their joint L2 norm is at most max_norm; returns the norm before
 // clipping. Same formula as PyTorch: coef = min(1, max_norm / (norm + 1e-6)).
 double clip_grad_norm_(const std::vector<Tensor>& params, double max_norm);
+
+// The same clipping without touching the gradients: the joint L2 norm (out) and the factor to
+// apply, min(1, max_norm / (norm + 1e-6)), for Optimizer::step(grad_scale).
+double clip_coefficient(const std::vector<Tensor>& params, double max_norm, double* norm = nullptr);
 
 }  // namespace attn::optim

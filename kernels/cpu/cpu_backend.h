@@ -60,6 +60,7 @@ class CpuBackend final : public kernels::Backend {
   void softmax_nll_backward(const Tensor& logits, const Tensor& target, int64_t ignore_index, double smoothing,
                             const Tensor& lse, const Tensor& grad_losses, const Tensor& grad_logits) override;
 
+  void sum_squares(const Tensor& total, const Tensor& x) override;
   void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
                 const kernels::SgdConfig& cfg) override;
   void adam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,

@@ -619,9 +619,14 @@ void CudaBackend::softmax_nll_backward(const Tensor& logits, const Tensor& targe
 
 // ---------------------------------------------------------------- optimizers
 
+void CudaBackend::sum_squares(const Tensor& total, const Tensor& x) {
+  ATTN_ASSERT(x.is_contiguous() && total.dtype() == DType::Float64, "sum_squares wants contiguous input, float64 total");
+  ATTN_CUDA_CHECK(launch_sum_squares(x.dtype(), x.raw_data(), x.numel(), total.data<double>(), stream()));
+}
+
 void CudaBackend::sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
                            const kernels::SgdConfig& cfg) {
-  SgdArgs a{cfg.lr, cfg.momentum, cfg.dampening, cfg.weight_decay, cfg.nesterov, cfg.first_step};
+  SgdArgs a{cfg.lr, cfg.momentum, cfg.dampening, cfg.weight_decay, cfg.grad_scale, cfg.nesterov, cfg.first_step};
   void* buf = cfg.momentum != 0.0 ? momentum_buffer.raw_data() : nullptr;
   ATTN_CUDA_CHECK(launch_sgd(param.dtype(), param.raw_data(), grad.raw_data(), buf, param.numel(), a, stream()));
 }
@@ -635,6 +640,7 @@ void CudaBackend::adam_step(const Tensor& param, const Tensor& grad, const Tenso
              cfg.weight_decay,
              1.0 - std::pow(cfg.beta1, static_cast<double>(cfg.step)),
              1.0 - std::pow(cfg.beta2, static_cast<double>(cfg.step)),
+             cfg.grad_scale,
              cfg.decoupled_weight_decay};
   ATTN_CUDA_CHECK(launch_adam(param.dtype(), param.raw_data(), grad.raw_data(), exp_avg.raw_data(),
                               exp_avg_sq.raw_data(), param.numel(), a, stream()));

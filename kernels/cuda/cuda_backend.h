@@ -91,6 +91,7 @@ class CudaBackend final : public kernels::Backend {
                                       const std::vector<Tensor>& params, int64_t num_layers, bool bidirectional,
                                       double dropout) override;
 
+  void sum_squares(const Tensor& total, const Tensor& x) override;
   void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
                 const kernels::SgdConfig& cfg) override;
   void adam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,

@@ -109,13 +109,13 @@ cudaError_t launch_nll_backward(DType dtype, const NllArgs& a, cudaStream_t stre
 
 // Optimizers over n contiguous elements.
 struct SgdArgs {
-  double lr, momentum, dampening, weight_decay;
+  double lr, momentum, dampening, weight_decay, grad_scale;
   bool nesterov, first_step;
 };
 cudaError_t launch_sgd(DType dtype, void* p, const void* g, void* buf, int64_t n, const SgdArgs& a,
                        cudaStream_t stream);
 struct AdamArgs {
-  double lr, beta1, beta2, eps, weight_decay, bias_correction1, bias_correction2;
+  double lr, beta1, beta2, eps, weight_decay, bias_correction1, bias_correction2, grad_scale;
   bool decoupled;
 };
 cudaError_t launch_adam(DType dtype, void* p, const void* g, void* m, void* v, int64_t n, const AdamArgs& a,
@@ -187,6 +187,9 @@ struct SoftmaxNllArgs {
 };
 cudaError_t launch_softmax_nll_forward(DType dtype, const SoftmaxNllArgs& a, cudaStream_t stream);
 cudaError_t launch_softmax_nll_backward(DType dtype, const SoftmaxNllArgs& a, cudaStream_t stream);
+
+// total (one double on the device) += sum of x^2 over n contiguous elements.
+cudaError_t launch_sum_squares(DType dtype, const void* x, int64_t n, double* total, cudaStream_t stream);
 
 // Grid size for a grid-stride loop of n items with `threads` per block.
 int grid_for(int64_t n, int threads);

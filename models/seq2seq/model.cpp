@@ -138,7 +138,12 @@ DecoderState BahdanauDecoder::init(const EncoderOutput& enc) const {
   return s;
 }
 
-StepOutput BahdanauDecoder::step(const Tensor& input, DecoderState& state) const {
+Tensor BahdanauDecoder::classify(const Tensor& features) const {
+  PROFILE_STAGE("classifier_loss");
+  return classifier->forward(features);
+}
+
+StepOutput BahdanauDecoder::step_features(const Tensor& input, DecoderState& state) const {
   const int64_t B = input.size(0);
   AttentionOutput att;
   Tensor emb;
@@ -156,8 +161,7 @@ StepOutput BahdanauDecoder::step(const Tensor& input, DecoderState& state) const
     state.h = o.h_n;
     state.c = o.c_n;
   }
-  PROFILE_STAGE("classifier_loss");
-  return {classifier->forward(o.output.squeeze(1)), att.weights};
+  return {o.output.squeeze(1), att.weights};
 }
 
 // ------------------------------------------------------------------ Luong
@@ -205,7 +209,12 @@ DecoderState LuongDecoder::init(const EncoderOutput& enc) const {
   return s;
 }
 
-StepOutput LuongDecoder::step(const Tensor& input, DecoderState& state) const {
+Tensor LuongDecoder::classify(const Tensor& features) const {
+  PROFILE_STAGE("classifier_loss");
+  return classifier->forward(features);
+}
+
+StepOutput LuongDecoder::step_features(const Tensor& input, DecoderState& state) const {
   const int64_t B = input.size(0);
   Tensor out;
   {
@@ -223,11 +232,10 @@ StepOutput LuongDecoder::step(const Tensor& input, DecoderState& state) const {
     att = attention->forward(out, state);
     if (cfg_.input_feeding) state.feed = att.context;
   }
-  PROFILE_STAGE("classifier_loss");
-  return {classifier->forward(cat({out, att.context}, 1)), att.weights};
+  return {cat({out, att.context}, 1), att.weights};
 }
 
-Tensor LuongDecoder::teacher_forced(const Tensor& tgt_in, const Tensor& tgt_len, const DecoderState& state) const {
+Tensor LuongDecoder::teacher_forced_features(const Tensor& tgt_in, const Tensor& tgt_len, const DecoderState& state) const {
   if (cfg_.input_feeding) return Tensor();
   nn::LstmOutput o;
   {
@@ -240,8 +248,7 @@ Tensor LuongDecoder::teacher_forced(const Tensor& tgt_in, const Tensor& tgt_len,
     PROFILE_STAGE("attention");
     att = attention->forward(o.output, state);  // T queries at once
   }
-  PROFILE_STAGE("classifier_loss");
-  return classifier->forward(cat({o.output, att.context}, 2));  // (B, T, V)
+  return cat({o.output, att.context}, 2);  // (B, T, 2H): the classifier's input
 }
 
 // ------------------------------------------------------------------ the model
@@ -261,6 +268,39 @@ Tensor rows_index(const std::vector<int64_t>& rows, Device d) {
 }
 
 }  // namespace
+
+Tensor Seq2Seq::classify_targets(const Tensor& features, const Tensor& targets, double label_smoothing,
+                                 const Tensor& precomputed) const {
+  // Only the positions with a target go through the classifier: padding would cost a (V x F)
+  // product per padded position, forward and backward.
+  const int64_t F = features.size(-1);
+  const Tensor flat_targets = targets.reshape(Shape{-1});
+  std::vector<int64_t> keep;
+  const std::vector<int64_t> host = flat_targets.to_vector<int64_t>();
+  for (size_t i = 0; i < host.size(); ++i)
+    if (host[i] != 0) keep.push_back(static_cast<int64_t>(i));
+  const Tensor idx = from_vector(keep, Shape{static_cast<int64_t>(keep.size())}).to(features.device());
+  const Tensor rows = index_rows(features.reshape(Shape{-1, F}), idx);
+  Tensor logits;
+  if (precomputed.defined()) {
+    Tensor y;
+    {
+      NoGradGuard g;
+      y = index_rows(precomputed.reshape(Shape{-1, precomputed.size(-1)}), idx);
+    }
+    const nn::Linear& fc = decoder->classifier_layer();
+    logits = linear_with_output(rows, fc.weight, fc.bias, y);
+  } else {
+    logits = decoder->classify(rows);
+  }
+  PROFILE_STAGE("classifier_loss");
+  Tensor t;
+  {
+    NoGradGuard g;
+    t = index_rows(flat_targets, idx);
+  }
+  return softmax_nll(logits, t, 0, label_smoothing, Reduction::Sum);
+}
 
 Seq2Seq::Loss Seq2Seq::loss(const Tensor& src, const Tensor& src_len, const Tensor& tgt_in, const Tensor& tgt_out,
                             const Tensor& tgt_len, const std::vector<bool>& teacher_force, double label_smoothing) const {
@@ -285,7 +325,6 @@ Seq2Seq::Loss Seq2Seq::loss(const Tensor& src, const Tensor& src_len, const Tens
 
   Tensor total;
   auto add = [&](const Tensor& t) { total = total.defined() ? total + t : t; };
-  const int64_t V = cfg_.tgt_vocab_size;
   std::vector<int64_t> stepwise = free;
   if (!decoder->has_teacher_forced()) {
     stepwise.resize(static_cast<size_t>(B));
@@ -297,9 +336,8 @@ Seq2Seq::Loss Seq2Seq::loss(const Tensor& src, const Tensor& src_len, const Tens
     const DecoderState sub = all ? state : state.select_rows(idx);
     const Tensor tin = all ? tgt_in : index_rows(tgt_in, idx), tout = all ? tgt_out : index_rows(tgt_out, idx);
     const Tensor tlen = all ? tgt_len : index_rows(tgt_len, idx);
-    Tensor logits = decoder->teacher_forced(tin, tlen, sub);
-    PROFILE_STAGE("classifier_loss");
-    add(softmax_nll(logits.reshape(Shape{-1, V}), tout.reshape(Shape{-1}), 0, label_smoothing, Reduction::Sum));
+    Tensor features = decoder->teacher_forced_features(tin, tlen, sub);  // (B', T, F)
+    add(classify_targets(features, tout, label_smoothing));
   }
   if (!stepwise.empty()) {
     const bool all = stepwise.size() == static_cast<size_t>(B);
@@ -307,18 +345,33 @@ Seq2Seq::Loss Seq2Seq::loss(const Tensor& src, const Tensor& src_len, const Tens
     DecoderState st = all ? state : state.select_rows(idx);
     const Tensor tin = all ? tgt_in : index_rows(tgt_in, idx), tout = all ? tgt_out : index_rows(tgt_out, idx);
     std::vector<bool> mask_host;
-    for (int64_t b : stepwise) mask_host.push_back(teacher_force[static_cast<size_t>(b)]);
+    bool any_free = false;
+    for (int64_t b : stepwise) {
+      mask_host.push_back(teacher_force[static_cast<size_t>(b)]);
+      any_free = any_free || !teacher_force[static_cast<size_t>(b)];
+    }
     const Tensor force = from_vector(mask_host, Shape{static_cast<int64_t>(mask_host.size())}).to(dev);
     Tensor input = tin.select(1, 0).contiguous();
+    std::vector<Tensor> features, logits;
     for (int64_t t = 0; t < T; ++t) {
-      StepOutput o = decoder->step(input, st);
-      PROFILE_STAGE("classifier_loss");
-      add(softmax_nll(o.logits, tout.select(1, t).contiguous(), 0, label_smoothing, Reduction::Sum));
-      if (t + 1 < T) {
+      StepOutput o = decoder->step_features(input, st);
+      features.push_back(o.logits);
+      if (any_free) {
+        // Rows without teacher forcing feed their own prediction, so the classifier runs at
+        // every step, without a graph; its backward runs once over all steps below.
         NoGradGuard g;
-        input = where(force, tin.select(1, t + 1), argmax(o.logits, 1)).contiguous();
+        logits.push_back(decoder->classify(o.logits));
+        if (t + 1 < T) input = where(force, tin.select(1, t + 1), argmax(logits.back(), 1)).contiguous();
+      } else if (t + 1 < T) {
+        input = tin.select(1, t + 1).contiguous();
       }
     }
+    Tensor all_logits;
+    if (any_free) {
+      NoGradGuard g;
+      all_logits = stack(logits, 1);
+    }
+    add(classify_targets(stack(features, 1), tout, label_smoothing, all_logits));
   }
   out.total = total;
   return out;

@@ -76,7 +76,7 @@ struct DecoderState {
 };
 
 struct StepOutput {
-  Tensor logits;   // (B, V)
+  Tensor logits;   // (B, V) (from step_features: the classifier's input (B, F) instead)
   Tensor weights;  // (B, S) attention weights
 };
 
@@ -84,12 +84,20 @@ class Decoder : public nn::Module {
  public:
   virtual ~Decoder() = default;
   virtual DecoderState init(const EncoderOutput& enc) const = 0;
-  // One step for every row: input tokens (B) int64; updates `state`.
-  virtual StepOutput step(const Tensor& input, DecoderState& state) const = 0;
+  // One step for every row: input tokens (B) int64; updates `state`. The logits are
+  // classify(features) of step_features: training keeps the features of all steps and runs the
+  // classifier once over them, which turns T small weight-gradient GEMMs into one.
+  virtual StepOutput step_features(const Tensor& input, DecoderState& state) const = 0;
+  virtual Tensor classify(const Tensor& features) const = 0;
+  virtual const nn::Linear& classifier_layer() const = 0;
+  StepOutput step(const Tensor& input, DecoderState& state) const {
+    StepOutput o = step_features(input, state);
+    o.logits = classify(o.logits);
+    return o;
+  }
   // Teacher forcing over all T steps at once where the model allows it (Luong without input
-  // feeding: one LSTM pass, multi-query attention, one classifier GEMM): logits (B, T, V).
-  // Returns an undefined tensor when the model must go step by step.
-  virtual Tensor teacher_forced(const Tensor& tgt_in, const Tensor& tgt_len, const DecoderState& state) const {
+  // feeding: one LSTM pass, multi-query attention): the classifier's input (B, T, F).
+  virtual Tensor teacher_forced_features(const Tensor& tgt_in, const Tensor& tgt_len, const DecoderState& state) const {
     return Tensor();
   }
   virtual bool has_teacher_forced() const { return false; }
@@ -99,7 +107,9 @@ class BahdanauDecoder : public Decoder {
  public:
   BahdanauDecoder(const ModelConfig& cfg, Generator& gen);
   DecoderState init(const EncoderOutput& enc) const override;
-  StepOutput step(const Tensor& input, DecoderState& state) const override;
+  StepOutput step_features(const Tensor& input, DecoderState& state) const override;
+  Tensor classify(const Tensor& features) const override;
+  const nn::Linear& classifier_layer() const override { return *classifier; }
   nn::Embedding* embedding;
   nn::Linear *fc_hidden, *fc_encoder, *classifier;
   Tensor weight;  // (1, H)
@@ -124,8 +134,10 @@ class LuongDecoder : public Decoder {
  public:
   LuongDecoder(const ModelConfig& cfg, Generator& gen);
   DecoderState init(const EncoderOutput& enc) const override;
-  StepOutput step(const Tensor& input, DecoderState& state) const override;
-  Tensor teacher_forced(const Tensor& tgt_in, const Tensor& tgt_len, const DecoderState& state) const override;
+  StepOutput step_features(const Tensor& input, DecoderState& state) const override;
+  Tensor classify(const Tensor& features) const override;
+  const nn::Linear& classifier_layer() const override { return *classifier; }
+  Tensor teacher_forced_features(const Tensor& tgt_in, const Tensor& tgt_len, const DecoderState& state) const override;
   bool has_teacher_forced() const override { return !cfg_.input_feeding; }
   nn::Embedding* embedding;
   nn::LSTM* lstm;
@@ -154,6 +166,11 @@ class Seq2Seq : public nn::Module {
             const Tensor& tgt_len, const std::vector<bool>& teacher_force, double label_smoothing = 0.0) const;
 
  private:
+  // Summed loss of the classifier over features (B, T, F) at the non-pad targets (B, T). With
+  // `logits` (B, T, V) computed already (without a graph), they are reused, not recomputed.
+  Tensor classify_targets(const Tensor& features, const Tensor& targets, double label_smoothing,
+                          const Tensor& logits = Tensor()) const;
+
   ModelConfig cfg_;
   Generator* gen_;
 };

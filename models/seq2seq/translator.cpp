@@ -46,6 +46,8 @@ std::vector<Translation> Translator::translate(const std::vector<std::string>& s
     for (size_t k = start; k < end; ++k) {
       Translation& t = out[order[k]];
       t.hypotheses = std::move(hyps[k - start]);
+      for (Hypothesis& h : t.hypotheses)  // rows were as long as the batch's longest source
+        for (auto& row : h.attention) row.resize(t.source_tokens.size());
       for (const Hypothesis& h : t.hypotheses) {
         std::vector<std::string> toks = tgt_vocab_.decode(h.tokens);
         t.outputs.push_back(data::detokenize(toks));

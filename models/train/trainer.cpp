@@ -311,8 +311,7 @@ TrainResult train(const TrainOptions& cli) {
       }
       {
         PROFILE_STAGE("optimizer");
-        if (opt.clip > 0) optim::clip_grad_norm_(model->parameters(), opt.clip);
-        adam.step();
+        adam.step(opt.clip > 0 ? optim::clip_coefficient(model->parameters(), opt.clip) : 1.0);
       }
       const double loss_value = mean_loss.item<double>();
       const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
