@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   attn::cli::add_train_command(app);
   attn::cli::add_eval_command(app);
   attn::cli::add_translate_command(app);
+  attn::cli::add_demo_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
