@@ -1,0 +1,318 @@
+// The translator end to end: every decoder type overfits a 64-pair set, a saved model loads and
+// translates identically, training resumes bitwise, beam 1 is greedy, bad checkpoints are clear
+// errors, and the command line trains, translates and evaluates on a small file.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/io/atomic_file.h"
+#include "models/data/tokenizer.h"
+#include "models/seq2seq/checkpoint.h"
+#include "models/seq2seq/translator.h"
+#include "models/tasks/dates.h"
+#include "models/train/trainer.h"
+#include "tests/test_util.h"
+
+namespace attn::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A fresh directory under the system temp dir, removed at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    path_ = fs::temp_directory_path() / fmt::format("attn-test-{}-{}", ::getpid(), counter_++);
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  fs::path path_;
+  static inline int counter_ = 0;
+};
+
+// 64 date pairs (source words -> ISO digits), written as a TSV.
+std::vector<tasks::Pair> write_dates(const std::string& path, int64_t n, uint64_t seed) {
+  std::vector<tasks::Pair> pairs = tasks::generate_dates(n, seed);
+  tasks::write_tsv(pairs, path);
+  return pairs;
+}
+
+train::TrainOptions small_run(const std::string& train_path, const std::string& out, const std::string& attention) {
+  train::TrainOptions o;
+  o.train_path = train_path;
+  o.out_dir = out;
+  o.attention = attention;
+  o.hidden = 64;
+  o.batch = 16;
+  o.lr = 0.01;
+  o.dropout = 0.0;
+  o.teacher_forcing = 1.0;
+  o.min_freq = 1;
+  o.epochs = 1000;
+  o.quiet = true;
+  o.device = "cpu";
+  return o;
+}
+
+double exact_match(const models::LoadedModel& m, const std::vector<tasks::Pair>& pairs) {
+  std::vector<std::string> src;
+  for (const auto& p : pairs) src.push_back(p.src);
+  models::Translator tr(*m.model, m.src_vocab, m.tgt_vocab);
+  std::vector<models::Translation> out = tr.translate(src, {.beam = 1, .keep_attention = false});
+  int64_t hits = 0;
+  for (size_t i = 0; i < pairs.size(); ++i) hits += out[i].outputs[0] == data::detokenize(data::tokenize(pairs[i].tgt));
+  return static_cast<double>(hits) / static_cast<double>(pairs.size());
+}
+
+class Overfit : public ::testing::TestWithParam<std::pair<std::string, bool>> {};
+
+TEST_P(Overfit, LearnsSixtyFourPairs) {
+  const auto [attention, input_feeding] = GetParam();
+  TempDir dir;
+  const std::vector<tasks::Pair> pairs = write_dates(dir / "train.tsv", 64, 3);
+  train::TrainOptions o = small_run(dir / "train.tsv", dir / "run", attention);
+  o.input_feeding = input_feeding;
+  o.max_steps = 400;
+  train::TrainResult r = train::train(o);
+  models::LoadedModel m = models::load_checkpoint(r.checkpoint_dir);
+  const double acc = exact_match(m, pairs);
+  EXPECT_GE(acc, 0.95) << attention << (input_feeding ? " + input feeding" : "") << ": " << acc * 100 << "% after "
+                       << r.steps << " steps";
+}
+
+INSTANTIATE_TEST_SUITE_P(Decoders, Overfit,
+                         ::testing::Values(std::pair{std::string("bahdanau"), false}, std::pair{std::string("dot"), false},
+                                           std::pair{std::string("general"), false}, std::pair{std::string("concat"), false},
+                                           std::pair{std::string("concat"), true}),
+                         [](const auto& info) { return info.param.first + (info.param.second ? "_input_feeding" : ""); });
+
+TEST(Translator, SaveLoadTranslateGiveTheSameOutput) {
+  TempDir dir;
+  write_dates(dir / "train.tsv", 200, 4);
+  train::TrainOptions o = small_run(dir / "train.tsv", dir / "run", "concat");
+  o.max_steps = 30;
+  o.bidirectional = true;
+  o.layers = 2;
+  train::TrainResult r = train::train(o);
+  models::LoadedModel a = models::load_checkpoint(r.checkpoint_dir);
+  models::save_checkpoint(dir / "copy", *a.model, a.src_vocab, a.tgt_vocab);
+  models::LoadedModel b = models::load_checkpoint(dir / "copy");
+  const std::vector<std::string> src = {"the third of march , 1999", "june 5th 2012", "the 1st of may nineteen oh five"};
+  for (int64_t beam : {1, 3}) {
+    models::Translator ta(*a.model, a.src_vocab, a.tgt_vocab), tb(*b.model, b.src_vocab, b.tgt_vocab);
+    std::vector<models::Translation> x = ta.translate(src, {.beam = beam, .n_best = beam});
+    std::vector<models::Translation> y = tb.translate(src, {.beam = beam, .n_best = beam});
+    for (size_t i = 0; i < src.size(); ++i) {
+      EXPECT_EQ(x[i].outputs, y[i].outputs);
+      ASSERT_EQ(x[i].hypotheses.size(), y[i].hypotheses.size());
+      for (size_t h = 0; h < x[i].hypotheses.size(); ++h) {
+        EXPECT_EQ(x[i].hypotheses[h].score, y[i].hypotheses[h].score);
+        EXPECT_EQ(x[i].hypotheses[h].attention, y[i].hypotheses[h].attention);
+      }
+    }
+  }
+  // The weights on disk are the model's, bit for bit.
+  for (auto& [name, p] : a.model->named_parameters())
+    EXPECT_EQ(p.to_vector<float>(), b.model->parameter(name).to_vector<float>()) << name;
+}
+
+TEST(Translator, ResumeIsBitwiseOnTheCpu) {
+  TempDir dir;
+  write_dates(dir / "train.tsv", 300, 5);
+  train::TrainOptions o = small_run(dir / "train.tsv", dir / "straight", "bahdanau");
+  o.dropout = 0.3;          // the dropout stream must resume too
+  o.teacher_forcing = 0.5;  // and the per-sentence coin flips
+  o.epochs = 3;             // 57 steps, across epoch boundaries (19 batches each)
+  train::train(o);
+  o.out_dir = dir / "split";
+  o.max_steps = 23;  // stop mid-epoch
+  train::train(o);
+  train::TrainOptions r;
+  r.resume_dir = dir / "split/checkpoint";
+  r.quiet = true;
+  r.device = "cpu";
+  r.epochs = 3;
+  train::TrainResult done = train::train(r);
+  EXPECT_EQ(done.steps, 57);
+  EXPECT_EQ(io::read_file(dir / "straight/checkpoint/model.safetensors"), io::read_file(dir / "split/checkpoint/model.safetensors"));
+  EXPECT_EQ(io::read_file(dir / "straight/checkpoint/optimizer.safetensors"),
+            io::read_file(dir / "split/checkpoint/optimizer.safetensors"));
+}
+
+TEST(Translator, BeamOneIsGreedyAndBeamsComeSorted) {
+  TempDir dir;
+  write_dates(dir / "train.tsv", 200, 6);
+  train::TrainOptions o = small_run(dir / "train.tsv", dir / "run", "general");
+  o.max_steps = 40;
+  models::LoadedModel m = models::load_checkpoint(train::train(o).checkpoint_dir);
+  const std::vector<tasks::Pair> probe = tasks::generate_dates(20, 99);
+  std::vector<std::string> src;
+  for (const auto& p : probe) src.push_back(p.src);
+  // The same padded batch through greedy_search and through beam_search with one beam.
+  std::vector<std::vector<int64_t>> ids;
+  int64_t S = 0;
+  for (const std::string& s : src) {
+    ids.push_back(m.src_vocab.encode(data::tokenize(s), false, true));
+    S = std::max<int64_t>(S, static_cast<int64_t>(ids.back().size()));
+  }
+  std::vector<int64_t> flat(ids.size() * static_cast<size_t>(S), 0), len;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    std::copy(ids[i].begin(), ids[i].end(), flat.begin() + static_cast<std::ptrdiff_t>(i * static_cast<size_t>(S)));
+    len.push_back(static_cast<int64_t>(ids[i].size()));
+  }
+  const Tensor batch = from_vector(flat, Shape{static_cast<int64_t>(ids.size()), S});
+  const Tensor lengths = from_vector(len, Shape{static_cast<int64_t>(len.size())});
+  auto greedy = models::greedy_search(*m.model, batch, lengths, {.beam = 1});
+  auto beam1 = models::beam_search(*m.model, batch, lengths, {.beam = 1});
+  for (size_t i = 0; i < src.size(); ++i) {
+    EXPECT_EQ(greedy[i][0].tokens, beam1[i][0].tokens) << src[i];
+    EXPECT_EQ(greedy[i][0].finished, beam1[i][0].finished) << src[i];
+    EXPECT_NEAR(greedy[i][0].score, beam1[i][0].score, 1e-12) << src[i];
+    EXPECT_EQ(greedy[i][0].attention, beam1[i][0].attention) << src[i];
+  }
+  models::Translator tr(*m.model, m.src_vocab, m.tgt_vocab);
+  std::vector<models::Translation> wide = tr.translate(src, {.beam = 5, .n_best = 5});
+  for (const auto& t : wide) {
+    ASSERT_GE(t.hypotheses.size(), 2u);
+    for (size_t h = 1; h < t.hypotheses.size(); ++h) EXPECT_GE(t.hypotheses[h - 1].score, t.hypotheses[h].score);
+    EXPECT_NE(t.outputs[0], t.outputs[1]);  // distinct hypotheses
+  }
+}
+
+TEST(Translator, BadCheckpointsAreClearErrors) {
+  TempDir dir;
+  write_dates(dir / "train.tsv", 100, 7);
+  train::TrainOptions o = small_run(dir / "train.tsv", dir / "run", "concat");
+  o.max_steps = 2;
+  const std::string ck = train::train(o).checkpoint_dir;
+  const std::string weights = io::read_file(ck + "/model.safetensors");
+  auto expect_io = [&](const std::string& what, std::initializer_list<const char*> mention) {
+    try {
+      models::load_checkpoint(ck);
+      ADD_FAILURE() << what << ": no error";
+    } catch (const IOError& e) {
+      for (const char* s : mention) EXPECT_NE(std::string(e.what()).find(s), std::string::npos) << what << ": " << e.what();
+    }
+  };
+  // A truncated weights file: an error naming the file, never a crash.
+  for (size_t cut : {size_t{4}, size_t{100}, weights.size() / 2, weights.size() - 1}) {
+    io::write_file_atomic(ck + "/model.safetensors", weights.substr(0, cut));
+    expect_io(fmt::format("truncated at {}", cut), {"model.safetensors"});
+  }
+  io::write_file_atomic(ck + "/model.safetensors", weights);
+  EXPECT_NO_THROW(models::load_checkpoint(ck));
+  // config.json that does not match the tensors
+  const std::string config = io::read_file(ck + "/config.json");
+  std::string wrong = config;
+  wrong.replace(wrong.find("\"hidden\": 64"), 12, "\"hidden\": 32");
+  io::write_file_atomic(ck + "/config.json", wrong);
+  expect_io("hidden 32", {"model.safetensors", "encoder.embedding.weight"});
+  wrong = config;
+  wrong.replace(wrong.find("\"concat\""), 8, "\"dot\"");
+  io::write_file_atomic(ck + "/config.json", wrong);
+  expect_io("dot instead of concat", {"unexpected tensor", "decoder.attention"});
+  io::write_file_atomic(ck + "/config.json", "{\"format\": \"attn-seq2seq\", \"hidden\": ");
+  expect_io("broken JSON", {"config.json"});
+  io::write_file_atomic(ck + "/config.json", config);
+  fs::remove(ck + "/tgt.vocab");
+  expect_io("missing vocabulary", {"tgt.vocab"});
+}
+
+TEST(Translator, TooLongSentenceIsAClearErrorUnknownWordsAreCounted) {
+  TempDir dir;
+  write_dates(dir / "train.tsv", 100, 8);
+  train::TrainOptions o = small_run(dir / "train.tsv", dir / "run", "dot");
+  o.max_steps = 2;
+  models::LoadedModel m = models::load_checkpoint(train::train(o).checkpoint_dir);
+  models::Translator tr(*m.model, m.src_vocab, m.tgt_vocab);
+  std::string long_sentence;
+  for (int i = 0; i < 150; ++i) long_sentence += "may ";
+  try {
+    tr.translate({"june 5th 2012", long_sentence}, {});
+    FAIL() << "expected ValueError";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("sentence 2 has 151 tokens"), std::string::npos) << e.what();
+  }
+  const std::string text = "zebra june 5th quux 2012";
+  int64_t expected = 0;
+  for (const std::string& tok : data::tokenize(text)) expected += !m.src_vocab.contains(tok);
+  ASSERT_GE(expected, 2);  // zebra and quux at least
+  std::vector<models::Translation> t = tr.translate({text}, {});
+  EXPECT_EQ(t[0].unknown, expected);
+  EXPECT_FALSE(t[0].outputs[0].empty() && t[0].hypotheses.empty());  // translated, not refused
+}
+
+// ---------------------------------------------------------------- the command line
+
+int run(const std::string& cmd) {
+  const int status = std::system(cmd.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TEST(Cli, TrainTranslateEvalEndToEnd) {
+  TempDir dir;
+  // A small slice of the real data when present, else generated pairs.
+  const std::string tatoeba = std::string(ATTN_SOURCE_DIR) + "/../shared/data/tatoeba-en-de/train.tsv";
+  std::string train_path = dir / "train.tsv";
+  if (fs::exists(tatoeba)) {
+    std::ifstream in(tatoeba);
+    std::ofstream out(train_path);
+    std::string line;
+    for (int i = 0; i < 400 && std::getline(in, line); ++i) out << line << "\n";
+  } else {
+    write_dates(train_path, 400, 9);
+  }
+  const std::string attn = std::string(ATTN_BINARY_DIR) + "/attn";
+  ASSERT_EQ(run(attn + " train --train " + train_path + " --valid " + train_path + " --out " + (dir / "run") +
+                " --hidden 32 --batch 32 --epochs 2 --min-freq 1 --device cpu > " + (dir / "train.out") + " 2>&1"),
+            0)
+      << io::read_file(dir / "train.out");
+  const std::string log = io::read_file(dir / "run/train.log");
+  EXPECT_NE(log.find("epoch 2 done"), std::string::npos) << log;
+  EXPECT_NE(log.find("valid BLEU"), std::string::npos) << log;
+  EXPECT_TRUE(fs::exists(dir / "run/best/model.safetensors"));
+  // translate from arguments, with a heatmap and JSON lines
+  ASSERT_EQ(run(attn + " translate --model " + (dir / "run/best") + " --heatmap " + (dir / "h.svg") + " --attention-out " +
+                (dir / "a.jsonl") + " 'Hello.' 'I am here.' > " + (dir / "tr.out") + " 2>&1"),
+            0)
+      << io::read_file(dir / "tr.out");
+  EXPECT_TRUE(fs::exists(dir / "h-1.svg"));
+  EXPECT_TRUE(fs::exists(dir / "h-2.svg"));
+  const std::string jsonl = io::read_file(dir / "a.jsonl");
+  EXPECT_EQ(std::count(jsonl.begin(), jsonl.end(), '\n'), 2);
+  // from stdin, n-best
+  ASSERT_EQ(run("printf 'Hello.\\n' | " + attn + " translate --model " + (dir / "run/best") + " --beam 3 --n-best 2 > " +
+                (dir / "nb.out") + " 2> " + (dir / "nb.err")),
+            0);
+  const std::string nb = io::read_file(dir / "nb.out");
+  EXPECT_EQ(std::count(nb.begin(), nb.end(), '\n'), 2) << nb;
+  EXPECT_NE(nb.find("1 ||| "), std::string::npos) << nb;
+  // eval
+  ASSERT_EQ(run(attn + " eval --model " + (dir / "run/best") + " --test " + train_path + " > " + (dir / "eval.out") + " 2>&1"), 0);
+  const std::string ev = io::read_file(dir / "eval.out");
+  EXPECT_NE(ev.find("BLEU = "), std::string::npos) << ev;
+  EXPECT_NE(ev.find("signature: nrefs:"), std::string::npos) << ev;
+  EXPECT_NE(ev.find("400 pairs"), std::string::npos) << ev;
+  // a bad input line is an error naming the file and line, unless skipped
+  std::ofstream(dir / "bad.tsv") << "Hello.\tHallo.\nno tab here\n";
+  EXPECT_NE(run(attn + " eval --model " + (dir / "run/best") + " --test " + (dir / "bad.tsv") + " > " + (dir / "bad.out") + " 2>&1"), 0);
+  const std::string bad = io::read_file(dir / "bad.out");
+  EXPECT_NE(bad.find("bad.tsv"), std::string::npos) << bad;
+  EXPECT_NE(bad.find("2"), std::string::npos) << bad;
+  EXPECT_EQ(run(attn + " eval --skip-bad-lines --model " + (dir / "run/best") + " --test " + (dir / "bad.tsv") + " > /dev/null 2>&1"), 0);
+}
+
+}  // namespace
+}  // namespace attn::test
