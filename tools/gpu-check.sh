@@ -94,7 +94,7 @@ t=$(now)
 san=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 if [ -x "$san" ]; then
   timeout 240 "$san" --tool memcheck --error-exitcode 99 "$BIN/attn_tests" \
-    --gtest_filter='Ops/BackendParity*:Cuda*:Fused*Cuda*' > "$OUT/memcheck.log" 2>&1
+    --gtest_filter='Ops/BackendParity*:Cuda*:FusedCuda*:*OnGpu*' > "$OUT/memcheck.log" 2>&1
   rc=$?
   verdict=$(grep -m1 'ERROR SUMMARY' "$OUT/memcheck.log")
   step memcheck $([ $rc -eq 0 ] && echo ok || echo FAIL) $(( $(now) - t )) "${verdict:-no summary} (rc $rc)"
@@ -111,6 +111,11 @@ t=$(now)
   if "$BIN/attn" bench --help 2>/dev/null | grep -q kernels; then
     echo
     timeout 200 "$BIN/attn" bench kernels --device cuda
+  fi
+  if "$BIN/attn" --help 2>/dev/null | grep -q demo; then
+    echo
+    # the translator end to end on the GPU (generated task: ../shared does not travel)
+    timeout 90 "$BIN/attn" demo --synthetic --device cuda --time-limit 40 --out /tmp/attn-gpu-demo
   fi
 } > "$OUT/bench.txt" 2>&1
 rc=$?
