@@ -110,6 +110,21 @@ Tensor dropout(const Tensor& x, double p, bool training) {
 
 // ------------------------------------------------------------------ nll_loss / cross_entropy
 
+ReducedLoss reduce_losses(const Tensor& losses, const Tensor& target, int64_t ignore_index, Reduction reduction) {
+  NoGradGuard g;
+  if (reduction == Reduction::None) return {losses, Tensor()};
+  Tensor total = sum(losses);
+  if (reduction == Reduction::Sum) return {total, Tensor()};
+  Tensor count = sum(ne(target, static_cast<double>(ignore_index)).to(losses.dtype()));
+  return {div(total, count), count};
+}
+
+Tensor expand_loss_grad(const Tensor& grad, const Tensor& count, int64_t rows, Reduction reduction) {
+  if (reduction == Reduction::None) return grad;
+  Tensor g = reduction == Reduction::Mean ? div(grad, count) : grad;
+  return g.reshape(Shape{1}).expand(Shape{rows});
+}
+
 namespace {
 
 struct NllLossBackward final : Node {
@@ -120,9 +135,7 @@ struct NllLossBackward final : Node {
   TensorList apply(TensorList& g) override {
     Tensor t = target.unpack(name());
     const int64_t N = t.size(0);
-    Tensor grad_losses = g[0];
-    if (reduction == Reduction::Mean) grad_losses = div(grad_losses, count.unpack(name()));
-    if (reduction != Reduction::None) grad_losses = grad_losses.reshape(Shape{1}).expand(Shape{N});
+    Tensor grad_losses = expand_loss_grad(g[0], count.unpack(name()), N, reduction);
     Tensor gl = zeros(Shape{N, num_classes}, {grad_losses.dtype(), grad_losses.device()});
     kernels::dispatch(name(), {&gl, &grad_losses, &t}).nll_loss_backward(gl, grad_losses, t, ignore_index);
     TensorList out(1);
@@ -152,19 +165,7 @@ Tensor nll_loss(const Tensor& logp, const Tensor& target, int64_t ignore_index, 
   const int64_t N = logp.size(0);
   Tensor losses = empty(Shape{N}, {logp.dtype(), logp.device()});
   be.nll_loss(losses, logp, target, ignore_index);
-  Tensor out, count;
-  {
-    NoGradGuard g;
-    if (reduction == Reduction::None) {
-      out = losses;
-    } else {
-      out = sum(losses);
-      if (reduction == Reduction::Mean) {
-        count = sum(ne(target, static_cast<double>(ignore_index)).to(logp.dtype()));
-        out = div(out, count);
-      }
-    }
-  }
+  auto [out, count] = reduce_losses(losses, target, ignore_index, reduction);
   if (needs_grad(logp)) {
     auto node = make_node<NllLossBackward>({&logp});
     node->target = SavedTensor(target);

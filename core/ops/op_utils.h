@@ -3,6 +3,7 @@
 
 #include <string_view>
 
+#include "core/ops/ops.h"
 #include "core/tensor.h"
 #include "kernels/backend.h"
 
@@ -33,6 +34,16 @@ inline Tensor alias(const Tensor& base, Shape shape, Strides strides, int64_t of
   return Tensor(std::make_shared<TensorImpl>(base.storage(), std::move(shape), std::move(strides),
                                              offset, base.dtype()));
 }
+
+// The reduction shared by the NLL losses: per-row losses (N) -> None: as is; Sum: their sum;
+// Mean: their sum over the number of targets != ignore_index (`count`, kept for the backward).
+struct ReducedLoss {
+  Tensor out, count;
+};
+ReducedLoss reduce_losses(const Tensor& losses, const Tensor& target, int64_t ignore_index, Reduction reduction);
+// The gradient of each row's loss from the gradient of the reduced one (a stride-0 view for
+// Sum and Mean: no copy).
+Tensor expand_loss_grad(const Tensor& grad, const Tensor& count, int64_t rows, Reduction reduction);
 
 // Sorted, unique, wrapped dims; an empty list means all dims.
 Shape normalize_dims(const Shape& dims, int64_t rank, std::string_view op);

@@ -18,9 +18,7 @@ struct SoftmaxNllBackward final : Node {
   TensorList apply(TensorList& g) override {
     const Tensor x = logits.unpack(name()), t = target.unpack(name()), l = lse.unpack(name());
     const int64_t N = x.size(0);
-    Tensor gl = g[0];
-    if (reduction == Reduction::Mean) gl = div(gl, count.unpack(name()));
-    if (reduction != Reduction::None) gl = gl.reshape(Shape{1}).expand(Shape{N});  // stride 0: no copy
+    Tensor gl = expand_loss_grad(g[0], count.unpack(name()), N, reduction);
     Tensor gx = empty(x.shape(), {x.dtype(), x.device()});
     kernels::dispatch(name(), {&x, &gl}).softmax_nll_backward(x, t, ignore_index, smoothing, l, gl, gx);
     TensorList out(1);
@@ -55,19 +53,7 @@ Tensor softmax_nll(const Tensor& logits_in, const Tensor& target, int64_t ignore
   const Options opt{logits.dtype(), logits.device()};
   Tensor losses = empty(Shape{N}, opt), lse = empty(Shape{N}, opt);
   be.softmax_nll_forward(logits, target, ignore_index, label_smoothing, losses, lse);
-  Tensor out, count;
-  {
-    NoGradGuard g;
-    if (reduction == Reduction::None) {
-      out = losses;
-    } else {
-      out = sum(losses);
-      if (reduction == Reduction::Mean) {
-        count = sum(ne(target, static_cast<double>(ignore_index)).to(logits.dtype()));
-        out = div(out, count);
-      }
-    }
-  }
+  auto [out, count] = reduce_losses(losses, target, ignore_index, reduction);
   if (needs_grad(logits_in)) {
     auto node = make_node<SoftmaxNllBackward>({&logits_in});
     node->logits = SavedTensor(logits);

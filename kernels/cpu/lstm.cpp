@@ -2,8 +2,8 @@
 // the GEMMs are in core/ops/lstm.cpp). Rows of the batch run in parallel; the hidden dimension
 // is the vectorized inner loop, with the fast sigmoid / tanh of fast_math.h for float.
 #include "kernels/cpu/cpu_backend.h"
-#include "kernels/cpu/fast_math.h"
 #include "kernels/cpu/loop.h"
+#include "kernels/lstm_cell.h"
 
 namespace attn::cpu {
 
@@ -35,12 +35,9 @@ void CpuBackend::lstm_cell_forward(const Tensor& xproj_t, const Tensor& gates, c
         }
 #pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
-          const T i = sigmoid_t(zx[j] + zh[j]);
-          const T f = sigmoid_t(zx[H + j] + zh[H + j]);
-          const T g = tanh_t(zx[2 * H + j] + zh[2 * H + j]);
-          const T o = sigmoid_t(zx[3 * H + j] + zh[3 * H + j]);
-          const T cn = f * cb[j] + i * g;
-          const T hn = o * tanh_t(cn);
+          T cn, hn, i, f, g, o;
+          kernels::lstm::forward(zx[j] + zh[j], zx[H + j] + zh[H + j], zx[2 * H + j] + zh[2 * H + j],
+                                 zx[3 * H + j] + zh[3 * H + j], cb[j], cn, hn, i, f, g, o);
           cb[j] = cn;
           hb[j] = hn;
           yb[j] = hn;
@@ -74,16 +71,14 @@ void CpuBackend::lstm_cell_backward(const Tensor& act_t, const Tensor& cprev_t, 
         }
 #pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
-          const T i = ab[j], f = ab[H + j], g = ab[2 * H + j], o = ab[3 * H + j];
-          const T cn = f * cp[j] + i * g;
-          const T tc = tanh_t(cn);
-          const T dht = dhb[j] + (dy ? dy[j] : T(0));
-          const T dct = dcb[j] + dht * o * (T(1) - tc * tc);
-          dg[j] = dct * g * i * (T(1) - i);
-          dg[H + j] = dct * cp[j] * f * (T(1) - f);
-          dg[2 * H + j] = dct * i * (T(1) - g * g);
-          dg[3 * H + j] = dht * tc * o * (T(1) - o);
-          dcb[j] = dct * f;
+          T di, df, dgg, d_o, dc_prev;
+          kernels::lstm::backward(ab[j], ab[H + j], ab[2 * H + j], ab[3 * H + j], cp[j], dhb[j] + (dy ? dy[j] : T(0)),
+                                  dcb[j], di, df, dgg, d_o, dc_prev);
+          dg[j] = di;
+          dg[H + j] = df;
+          dg[2 * H + j] = dgg;
+          dg[3 * H + j] = d_o;
+          dcb[j] = dc_prev;
           dhb[j] = T(0);  // the path through W_hh is added by the caller's GEMM
         }
       }

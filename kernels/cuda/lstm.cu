@@ -5,17 +5,13 @@
 //   backward: dgates (4 per thread), dc to the previous step, dh's carry at padded rows.
 // Shapes: B x H up to any size (grid-stride); rows may be strided (views of (B, S, .) buffers).
 #include "kernels/cuda/common.cuh"
+#include "kernels/lstm_cell.h"
 
 namespace attn::cuda {
 
 namespace {
 
 constexpr int kThreads = 256;
-
-template <typename T>
-__device__ __forceinline__ T sig(T x) {
-  return T(1) / (T(1) + exp(-x));
-}
 
 template <typename T>
 __global__ void lstm_forward_kernel(LstmCellArgs a) {
@@ -37,12 +33,9 @@ __global__ void lstm_forward_kernel(LstmCellArgs a) {
       act[j] = act[H + j] = act[2 * H + j] = act[3 * H + j] = T(0);
       continue;
     }
-    const T i = sig(zx[j] + zh[j]);
-    const T f = sig(zx[H + j] + zh[H + j]);
-    const T g = tanh(zx[2 * H + j] + zh[2 * H + j]);
-    const T o = sig(zx[3 * H + j] + zh[3 * H + j]);
-    const T cn = f * cp + i * g;
-    const T hn = o * tanh(cn);
+    T cn, hn, i, f, g, o;
+    kernels::lstm::forward(zx[j] + zh[j], zx[H + j] + zh[H + j], zx[2 * H + j] + zh[2 * H + j], zx[3 * H + j] + zh[3 * H + j],
+                           cp, cn, hn, i, f, g, o);
     c[j] = cn;
     h[j] = hn;
     y[j] = hn;
@@ -68,16 +61,11 @@ __global__ void lstm_backward_kernel(LstmCellArgs a) {
     const T cp = static_cast<const T*>(a.cprev)[b * a.cprev_s + j];
     T* dh = static_cast<T*>(a.h) + b * a.h_s;
     T* dc = static_cast<T*>(a.c) + b * a.c_s;
-    const T i = act[j], f = act[H + j], g = act[2 * H + j], o = act[3 * H + j];
-    const T cn = f * cp + i * g;
-    const T tc = tanh(cn);
     const T dht = dh[j] + (a.y ? static_cast<const T*>(a.y)[b * a.y_s + j] : T(0));
-    const T dct = dc[j] + dht * o * (T(1) - tc * tc);
-    dg[j] = dct * g * i * (T(1) - i);
-    dg[H + j] = dct * cp * f * (T(1) - f);
-    dg[2 * H + j] = dct * i * (T(1) - g * g);
-    dg[3 * H + j] = dht * tc * o * (T(1) - o);
-    dc[j] = dct * f;
+    T dc_prev;
+    kernels::lstm::backward(act[j], act[H + j], act[2 * H + j], act[3 * H + j], cp, dht, dc[j], dg[j], dg[H + j],
+                            dg[2 * H + j], dg[3 * H + j], dc_prev);
+    dc[j] = dc_prev;
     dh[j] = T(0);  // the W_hh path is added by the caller's GEMM
   }
 }
