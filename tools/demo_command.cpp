@@ -32,7 +32,7 @@ bool has_tatoeba(const fs::path& dir) {
   return fs::exists(dir / "train.tsv") && fs::exists(dir / "valid.tsv") && fs::exists(dir / "test.tsv");
 }
 
-std::string find_tatoeba(const char* argv0) {
+std::string find_tatoeba() {
   std::vector<fs::path> candidates;
   if (const char* env = std::getenv("ATTN_DATA")) {
     candidates.emplace_back(env);
@@ -42,7 +42,6 @@ std::string find_tatoeba(const char* argv0) {
   std::error_code ec;
   const fs::path exe = fs::canonical("/proc/self/exe", ec);
   if (!ec) bases.push_back(exe.parent_path().parent_path());  // <repo>/build/attn -> <repo>
-  (void)argv0;
   for (const fs::path& b : bases) {
     for (const char* rel : {"data/tatoeba-en-de", "data", "../shared/data/tatoeba-en-de", "shared/data/tatoeba-en-de"})
       candidates.push_back(b / rel);
@@ -69,7 +68,7 @@ void add_demo_command(CLI::App& app) {
   c->callback([] {
     const auto t0 = std::chrono::steady_clock::now();
     fs::create_directories(out_dir);
-    std::string data = data_dir.empty() && !synthetic ? find_tatoeba(nullptr) : data_dir;
+    std::string data = data_dir.empty() && !synthetic ? find_tatoeba() : data_dir;
     const bool dates = data.empty();
     train::TrainOptions o;
     o.out_dir = (fs::path(out_dir) / "run").string();

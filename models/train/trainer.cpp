@@ -291,8 +291,6 @@ TrainResult train(const TrainOptions& cli) {
   int64_t window_tokens = 0, total_tokens = 0, window_steps = 0;
   auto window_start = std::chrono::steady_clock::now();
   bool stop = false;
-  const double lr = opt.lr;
-  (void)lr;
   for (; epoch < opt.epochs && !stop; ++epoch) {
     const std::vector<std::vector<int64_t>> plan = batcher.epoch_plan(epoch);
     for (; batch_in_epoch < static_cast<int64_t>(plan.size()); ++batch_in_epoch) {
