@@ -4,7 +4,10 @@
 // Every test skips, saying why, where no GPU answers.
 #include <gtest/gtest.h>
 
+#include <memory>
+
 #include "core/caching_allocator.h"
+#include "core/optim/optimizer.h"
 #include "kernels/backend.h"
 #include "tests/test_util.h"
 #if ATTN_WITH_CUDA
@@ -81,6 +84,40 @@ TEST(Cuda, Tf32IsOffByDefault) {
   Tensor a = full({64, 64}, 1.0 + 1.0 / (1 << 20), {.device = kCUDA});
   Tensor b = ones({64, 64}, {.device = kCUDA});
   EXPECT_FLOAT_EQ(matmul(a, b).to(kCPU).to_vector<float>()[0], 64.0f * (1.0f + 1.0f / (1 << 20)));
+}
+
+TEST(Cuda, OptimizerStepsAndClippingMatchCpu) {
+  REQUIRE_GPU();
+  // Three steps of each optimizer from the same start and gradients, clipping fused into the
+  // step through clip_coefficient (the sum_squares kernel), on both devices.
+  for (int which = 0; which < 2; ++which) {
+    Generator g(21 + which);
+    Tensor start = uniform({1000, 37}, -1.0, 1.0, g);
+    std::vector<Tensor> grads;
+    for (int s = 0; s < 3; ++s) grads.push_back(uniform({1000, 37}, -3.0, 3.0, g));
+    std::vector<float> result[2];
+    double coefs[2] = {0, 0};
+    for (int d = 0; d < 2; ++d) {
+      const Device dev = d ? kCUDA : kCPU;
+      Tensor p = start.to(dev).detach();
+      p.requires_grad_(true);
+      std::unique_ptr<optim::Optimizer> opt;
+      if (which == 0)
+        opt = std::make_unique<optim::Adam>(std::vector<Tensor>{p}, optim::AdamOptions{.lr = 0.01, .weight_decay = 0.1});
+      else
+        opt = std::make_unique<optim::SGD>(std::vector<Tensor>{p}, optim::SgdOptions{.lr = 0.01, .momentum = 0.9, .nesterov = true});
+      for (const Tensor& gr : grads) {
+        p.set_grad(gr.to(dev));
+        coefs[d] = optim::clip_coefficient({p}, 5.0);
+        opt->step(coefs[d]);
+      }
+      result[d] = p.to_vector<float>();
+    }
+    EXPECT_NEAR(coefs[0], coefs[1], 1e-9 * coefs[0]);
+    EXPECT_LT(coefs[0], 1.0);  // clipping did act
+    EXPECT_TRUE(all_close(from_vector(result[1], Shape{1000, 37}), Ref(Shape{1000, 37}, std::vector<double>(result[0].begin(), result[0].end())), 1e-5, 1e-6))
+        << (which == 0 ? "Adam" : "SGD");
+  }
 }
 
 #if ATTN_WITH_CUDA
