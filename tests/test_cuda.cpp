@@ -99,7 +99,7 @@ TEST(Cuda, OptimizerStepsAndClippingMatchCpu) {
     double coefs[2] = {0, 0};
     for (int d = 0; d < 2; ++d) {
       const Device dev = d ? kCUDA : kCPU;
-      Tensor p = start.to(dev).detach();
+      Tensor p = start.to(dev).detach().clone();  // to(kCPU) would share `start` itself
       p.requires_grad_(true);
       std::unique_ptr<optim::Optimizer> opt;
       if (which == 0)
