@@ -7,6 +7,7 @@
 #include <chrono>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/device.h"
@@ -27,15 +28,28 @@ class Profiler {
     e.first += seconds;
     e.second += 1;
   }
+  // A part of a stage (the backward's time per autograd node type): reported under the stage,
+  // not added to the total a second time.
+  void add_detail(const std::string& stage, std::string_view part, double seconds) {
+    auto& e = details_[stage][std::string(part)];
+    e.first += seconds;
+    e.second += 1;
+  }
   void sync() const;
-  void reset() { totals_.clear(); }
+  void reset() {
+    totals_.clear();
+    details_.clear();
+  }
   // stage -> (seconds, calls), in name order
   const std::map<std::string, std::pair<double, int64_t>>& totals() const { return totals_; }
+  // stage -> part -> (seconds, calls)
+  const std::map<std::string, std::map<std::string, std::pair<double, int64_t>>>& details() const { return details_; }
 
  private:
   bool enabled_ = false;
   Device device_ = kCPU;
   std::map<std::string, std::pair<double, int64_t>> totals_;
+  std::map<std::string, std::map<std::string, std::pair<double, int64_t>>> details_;
 };
 
 class ProfileStage {

@@ -151,6 +151,33 @@ TEST(Translator, ResumeIsBitwiseOnTheCpu) {
             io::read_file(dir / "split/checkpoint/optimizer.safetensors"));
 }
 
+TEST(Translator, ProfileReportsEveryStageAndTheBackwardByNode) {
+  TempDir dir;
+  write_dates(dir / "train.tsv", 100, 8);
+  train::TrainOptions o = small_run(dir / "train.tsv", dir / "run", "bahdanau");
+  o.max_steps = 4;
+  o.teacher_forcing = 0.5;
+  o.profile = true;
+  const nlohmann::json p = train::train(o).profile;
+  for (const char* stage : {"encoder", "attention", "decoder_cell", "classifier_loss", "backward", "optimizer"}) {
+    ASSERT_TRUE(p.contains(stage)) << stage << " missing from " << p.dump();
+    EXPECT_GT(p[stage].get<double>(), 0.0) << stage;
+  }
+  // The backward's parts: the nodes this model records, each timed, together within the stage.
+  double parts = 0.0;
+  for (const char* node : {"LinearBackward", "LstmLayerBackward", "AdditiveAttentionBackward", "SoftmaxNllBackward",
+                           "EmbeddingBackward"}) {
+    const std::string key = std::string("backward/") + node;
+    ASSERT_TRUE(p.contains(key)) << key << " missing from " << p.dump();
+    parts += p[key].get<double>();
+  }
+  EXPECT_LE(parts, p["backward"].get<double>());
+  // Off again after the run: a later run without --profile reports nothing.
+  o.profile = false;
+  o.out_dir = dir / "run2";
+  EXPECT_TRUE(train::train(o).profile.is_null());
+}
+
 TEST(Translator, BeamOneIsGreedyAndBeamsComeSorted) {
   TempDir dir;
   write_dates(dir / "train.tsv", 200, 6);

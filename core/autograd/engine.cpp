@@ -2,9 +2,11 @@
 // waits for, then runs them in dependency order (Kahn's algorithm), summing gradients that
 // arrive at one output from several uses. Saved tensors are freed as each node finishes unless
 // retain_graph is set.
+#include <chrono>
 #include <vector>
 
 #include "core/autograd/node.h"
+#include "core/profiler.h"
 #include "core/ops/ops.h"
 
 namespace attn {
@@ -118,13 +120,26 @@ void run_backward(const TensorList& roots, const TensorList& grads, bool retain_
     }
   }
 
+  Profiler& prof = Profiler::instance();
+  const bool profiling = prof.enabled();
   while (!ready.empty()) {
     Node* n = ready.back();
     ready.pop_back();
     bool any = false;
     for (const Tensor& g : n->buffer) any = any || g.defined();
     TensorList outs;
-    if (any) outs = n->apply(n->buffer);
+    if (any) {
+      if (profiling) {
+        // attn train --profile: the backward's time per node type (waits for the device).
+        prof.sync();
+        const auto t0 = std::chrono::steady_clock::now();
+        outs = n->apply(n->buffer);
+        prof.sync();
+        prof.add_detail("backward", n->name(), std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      } else {
+        outs = n->apply(n->buffer);
+      }
+    }
     n->buffer.clear();
     if (!retain_graph) n->release_saved();
     for (size_t j = 0; j < n->next_edges.size(); ++j) {

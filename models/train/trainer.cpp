@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -397,6 +398,15 @@ TrainResult train(const TrainOptions& cli) {
     for (const auto& [name, v] : Profiler::instance().totals()) {
       prof[name] = v.first;
       rep.line(fmt::format("  {:<16} {:>9.3f} s  {:5.1f}%  ({} calls)", name, v.first, 100.0 * v.first / std::max(total, 1e-12), v.second));
+      // The parts of a stage, largest first (the backward by autograd node).
+      auto it = Profiler::instance().details().find(name);
+      if (it == Profiler::instance().details().end()) continue;
+      std::vector<std::pair<std::string, std::pair<double, int64_t>>> parts(it->second.begin(), it->second.end());
+      std::sort(parts.begin(), parts.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+      for (const auto& [part, pv] : parts) {
+        prof[name + "/" + part] = pv.first;
+        rep.line(fmt::format("    {:<26} {:>9.3f} s  {:5.1f}%  ({} calls)", part, pv.first, 100.0 * pv.first / std::max(total, 1e-12), pv.second));
+      }
     }
     result.profile = prof;
     Profiler::instance().disable();
