@@ -9,6 +9,7 @@
 
 #include "core/ops/composed.h"
 #include "core/ops/fused.h"
+#include "core/ops/lengths.h"
 #include "tests/test_util.h"
 
 namespace attn::test {
@@ -283,6 +284,43 @@ TEST(FusedAttention, MaskedPositionsHaveExactlyZeroWeightAndGradient) {
       }
     }
   }
+}
+
+// The lengths are read (on a GPU: a synchronizing copy) once per tensor, not once per decoder
+// step; any change to them, or a shorter padded length, is checked again.
+TEST(FusedAttention, LengthsAreReadOncePerTensorAndRecheckedWhenChanged) {
+  Generator g(21);
+  std::mt19937 rng(21);
+  std::vector<Tensor> in = attn_inputs(g, rng, {3, 0, 6, 4, 4}, false);  // q (3, 4), values (3, 6, 4)
+  Tensor lengths = from_vector<int64_t>({6, 2, 4}, Shape{3});
+  const int64_t reads = lengths_reads();
+  for (int step = 0; step < 5; ++step) dot_attention(in[0], in[1], lengths);
+  EXPECT_EQ(lengths_reads(), reads + 1);
+  // A shorter padded length than the longest entry: read again, and refused.
+  EXPECT_THROW(dot_attention(in[0], in[1].narrow(1, 0, 5), lengths), ValueError);
+  // An in-place write bumps the version: read again, and refused.
+  lengths.fill_(7.0);
+  EXPECT_THROW(dot_attention(in[0], in[1], lengths), ValueError);
+  lengths.fill_(0.0);
+  EXPECT_THROW(dot_attention(in[0], in[1], lengths), ValueError);
+  // A new tensor with the same values is a new check (a freed storage never matches).
+  const int64_t before = lengths_reads();
+  dot_attention(in[0], in[1], from_vector<int64_t>({6, 2, 4}, Shape{3}));
+  dot_attention(in[0], in[1], from_vector<int64_t>({6, 2, 4}, Shape{3}));
+  EXPECT_EQ(lengths_reads(), before + 2);
+  // A view of other entries of one storage is another tensor.
+  Tensor both = from_vector<int64_t>({6, 2, 4, 9, 9, 9}, Shape{6});
+  dot_attention(in[0], in[1], both.narrow(0, 0, 3));
+  EXPECT_THROW(dot_attention(in[0], in[1], both.narrow(0, 3, 3)), ValueError);
+  // Lengths vouched for by their maker are not read; the LSTM still uses them.
+  std::vector<Tensor> li = lstm_inputs(g, rng, {3, 1, 5, 4});
+  Tensor ones = full(Shape{3}, 1.0, {.dtype = DType::Int64});
+  note_checked_lengths(ones, 1);
+  const int64_t r0 = lengths_reads();
+  LstmLayerOutput o = lstm_layer(li[0], ones, li[2], li[3], li[4], li[5], li[6], li[7]);
+  EXPECT_EQ(lengths_reads(), r0);
+  LstmLayerOutput ref = lstm_layer(li[0], from_vector<int64_t>({1, 1, 1}, Shape{3}), li[2], li[3], li[4], li[5], li[6], li[7]);
+  EXPECT_EQ(o.output.to_vector<float>(), ref.output.to_vector<float>());
 }
 
 // ---------------------------------------------------------------- softmax + NLL

@@ -9,6 +9,7 @@
 // it saves only the inputs and the weights (B, T, S).
 #include "core/autograd/node.h"
 #include "core/ops/fused.h"
+#include "core/ops/lengths.h"
 #include "core/ops/op_utils.h"
 
 namespace attn {
@@ -93,11 +94,7 @@ AttentionOutput attention(const Tensor& query_in, const Tensor& keys_in, const T
   ATTN_CHECK(lengths.dtype() == DType::Int64 && lengths.shape() == Shape{B}, ShapeError,
              "{}: lengths must be int64 ({}), got {} {}", op, B, lengths.dtype(), lengths.shape());
   auto& be = kernels::dispatch(op, {&query_in, &keys_in, &v_in, &values_in, &lengths});
-  const std::vector<int64_t> lv = lengths.to_vector<int64_t>();
-  for (size_t b = 0; b < lv.size(); ++b) {
-    ATTN_CHECK(lv[b] >= 1 && lv[b] <= S, ValueError, "{}: lengths[{}] = {} is outside [1, {}] (the padded length)", op,
-               b, lv[b], S);
-  }
+  check_lengths(lengths, S, op);
 
   const int64_t T = single ? 1 : query_in.size(1);
   Tensor q = query_in.contiguous();

@@ -11,6 +11,7 @@
 // (hprev, cprev: (B, S, H)); c_t is recomputed from them.
 #include "core/autograd/node.h"
 #include "core/ops/fused.h"
+#include "core/ops/lengths.h"
 #include "core/ops/op_utils.h"
 
 namespace attn {
@@ -115,11 +116,7 @@ void check_lstm_args(const Tensor& x, const Tensor& lengths, const Tensor& h0, c
   ATTN_CHECK(lengths.dtype() == DType::Int64 && lengths.shape() == Shape{B}, ShapeError,
              "lstm_layer: lengths must be int64 ({}), got {} {}", B, lengths.dtype(), lengths.shape());
   kernels::dispatch("lstm_layer", {&x, &lengths, &h0, &c0, &w_ih, &w_hh, &b_ih, &b_hh});
-  const std::vector<int64_t> lv = lengths.to_vector<int64_t>();
-  for (size_t b = 0; b < lv.size(); ++b) {
-    ATTN_CHECK(lv[b] >= 1 && lv[b] <= S, ValueError,
-               "lstm_layer: lengths[{}] = {} is outside [1, {}] (the padded length)", b, lv[b], S);
-  }
+  check_lengths(lengths, S, "lstm_layer");
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/ops/fused.h"
+#include "core/ops/lengths.h"
 #include "core/profiler.h"
 
 namespace attn::models {
@@ -102,8 +103,12 @@ DecoderState DecoderState::select_rows(const Tensor& index) const {
 
 namespace {
 
+// The lengths of a one-step LSTM call. Made here, so known to be valid: the LSTM need not read
+// them back to check (on a GPU, a synchronizing copy at every decoder step).
 Tensor ones_lengths(const Tensor& like, int64_t B) {
-  return full(Shape{B}, 1.0, {.dtype = DType::Int64, .device = like.device()});
+  Tensor ones = full(Shape{B}, 1.0, {.dtype = DType::Int64, .device = like.device()});
+  note_checked_lengths(ones, 1);
+  return ones;
 }
 
 Tensor v_of(const Tensor& weight) { return weight.reshape(Shape{weight.size(1)}); }  // (1, H) -> (H)

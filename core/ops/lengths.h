@@ -1,0 +1,26 @@
+// The sequence lengths that the LSTM and attention ops take (int64 (B), each in [1, S]).
+//
+// Checking them means reading them: on a GPU that is a synchronizing device-to-host copy, and a
+// decoder passes the same lengths at every one of its steps. So the lengths tensors that passed
+// are remembered (storage, place, version, largest length): the same tensor, unchanged since,
+// is not read again. An in-place write bumps the storage's version and forces a new check.
+#pragma once
+
+#include <string_view>
+
+#include "core/tensor.h"
+
+namespace attn {
+
+// ValueError naming `op` unless 1 <= lengths[b] <= S for every b. Reads the lengths only when
+// this tensor, unchanged, has not passed for a length of at least S's largest entry before.
+void check_lengths(const Tensor& lengths, int64_t S, std::string_view op);
+
+// For code that made `lengths` itself and knows its largest entry (e.g. a tensor of ones for a
+// one-step LSTM call): remember it as checked, without reading it.
+void note_checked_lengths(const Tensor& lengths, int64_t max_length);
+
+// How many times check_lengths read lengths from their device (for tests and profiling).
+int64_t lengths_reads();
+
+}  // namespace attn
