@@ -9,7 +9,10 @@ CachingAllocator::CachingAllocator(std::string device_name, std::unique_ptr<Memo
 
 CachingAllocator::~CachingAllocator() {
   std::lock_guard<std::mutex> lock(mu_);
-  release_cached_locked();
+  try {
+    release_cached_locked();
+  } catch (...) {  // a destructor must not throw; at exit the device may already be gone
+  }
 }
 
 size_t CachingAllocator::round_size(size_t nbytes) {

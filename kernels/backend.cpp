@@ -60,7 +60,7 @@ Backend& dispatch(std::string_view op, std::initializer_list<const Tensor*> tens
 }
 
 CudnnLstmOutput Backend::cudnn_lstm(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
-                                    const std::vector<Tensor>&, int64_t, bool, double) {
+                                    const std::vector<Tensor>&, int64_t, bool, double, uint64_t) {
   throw DeviceError(fmt::format("cuDNN's LSTM runs on CUDA devices only, not on {}", device()));
 }
 

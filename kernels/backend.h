@@ -136,10 +136,11 @@ class Backend {
 
   // ---- cuDNN's LSTM for a whole stack (CUDA only; the CPU backend raises DeviceError) ----
   // x (B, S, I), lengths (B), hx/cx (L*D, B, H), params = (w_ih, w_hh, b_ih, b_hh) per layer and
-  // direction in PyTorch's order. Records its own autograd node.
+  // direction in PyTorch's order. Records its own autograd node. Dropout between layers draws
+  // its masks from `dropout_seed` (callers pass a fresh one per call).
   virtual CudnnLstmOutput cudnn_lstm(const Tensor& x, const Tensor& lengths, const Tensor& hx, const Tensor& cx,
                                      const std::vector<Tensor>& params, int64_t num_layers, bool bidirectional,
-                                     double dropout);
+                                     double dropout, uint64_t dropout_seed = 0);
 
   // ---- optimizers (contiguous tensors of one shape, updated in place) ----
   // total (0-d float64) += sum of x^2 over a contiguous x (gradient-norm clipping).

@@ -4,6 +4,7 @@
 // ~1e-5 relative (float32, TF32 off). Skips, saying why, where no GPU answers.
 #include <gtest/gtest.h>
 
+#include "core/ops/op_utils.h"
 #include "kernels/backend.h"
 #include "tests/op_cases.h"
 
@@ -23,10 +24,19 @@ struct DeviceRun {
   std::vector<Tensor> grads;
 };
 
+// `t` on `device` with the same strides and offset (to() would make it contiguous): its whole
+// storage is copied and viewed the same way, so the GPU kernels see the strided layouts too.
+Tensor same_layout_on(const Tensor& t, Device device) {
+  if (t.is_contiguous() && t.offset() == 0) return t.to(device).detach();
+  const int64_t elems = static_cast<int64_t>(t.storage()->nbytes() / dtype_size(t.dtype()));
+  const Tensor whole = alias(t, Shape{elems}, Strides{1}, 0).to(device);
+  return alias(whole, t.shape(), t.strides(), t.offset());
+}
+
 // Runs case `c` on `device` from CPU inputs `a`, with upstream gradient R (on the CPU).
 DeviceRun run_on(const OpCase& c, const Args& a, Device device, const Tensor& R_cpu) {
   Args d = a;
-  for (size_t i = 0; i < d.x.size(); ++i) d.x[i] = a.x[i].to(device).detach();
+  for (size_t i = 0; i < d.x.size(); ++i) d.x[i] = same_layout_on(a.x[i], device);
   for (int i : c.wrt) d.x[i].requires_grad_(true);
   DeviceRun r;
   r.out = c.fn(d);

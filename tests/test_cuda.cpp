@@ -4,6 +4,7 @@
 // Every test skips, saying why, where no GPU answers.
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <memory>
 
 #include "core/caching_allocator.h"
@@ -75,15 +76,29 @@ TEST(Cuda, EmbeddingIndexOutOfRangeIsAnError) {
   } catch (const IndexError& e) {
     EXPECT_NE(std::string(e.what()).find("index 12 at position 1"), std::string::npos) << e.what();
   }
+  // The most negative int64 is no "ignored" sentinel for an embedding.
+  EXPECT_THROW(embedding(w, from_vector<int64_t>({1, INT64_MIN}).to(kCUDA)), IndexError);
+}
+
+TEST(Cuda, Int64SumsAreExactBeyondDoublePrecision) {
+  REQUIRE_GPU();
+  // 2^53 + 1 per element: a sum through double would lose the ones.
+  std::vector<int64_t> v(100000, (int64_t{1} << 53) / 100000 + 1);
+  v[0] = (int64_t{1} << 53) + 1;
+  const Tensor x = from_vector(v, Shape{100000});
+  EXPECT_EQ(sum(x.to(kCUDA)).item<int64_t>(), sum(x).item<int64_t>());
+  const Tensor m = x.reshape(Shape{100, 1000});
+  EXPECT_EQ(sum(m.to(kCUDA), {1}).to(kCPU).to_vector<int64_t>(), sum(m, {1}).to_vector<int64_t>());
 }
 
 TEST(Cuda, Tf32IsOffByDefault) {
   REQUIRE_GPU();
   EXPECT_FALSE(kernels::allow_tf32());
-  // With TF32 off, a float32 product of 1 + 2^-20 terms keeps the low bits TF32 would drop.
-  Tensor a = full({64, 64}, 1.0 + 1.0 / (1 << 20), {.device = kCUDA});
+  // 1 + 2^-12 needs 13 mantissa bits: float32 keeps it and sums 64 of them exactly in any
+  // order (64 + 2^-6); TF32 (10 bits) rounds each to 1 and gives 64.
+  Tensor a = full({64, 64}, 1.0 + 1.0 / 4096, {.device = kCUDA});
   Tensor b = ones({64, 64}, {.device = kCUDA});
-  EXPECT_FLOAT_EQ(matmul(a, b).to(kCPU).to_vector<float>()[0], 64.0f * (1.0f + 1.0f / (1 << 20)));
+  EXPECT_EQ(matmul(a, b).to(kCPU).to_vector<float>()[0], 64.0f + 1.0f / 64);
 }
 
 TEST(Cuda, OptimizerStepsAndClippingMatchCpu) {

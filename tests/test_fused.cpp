@@ -361,6 +361,38 @@ TEST(FusedSoftmaxNll, MatchesComposedValuesAndGradients) {
   }
 }
 
+// Classes masked out with -inf (as with masked_fill(-inf)), some at the very start of the row
+// where a GPU thread begins its running max at -inf: the loss stays finite and every value and
+// gradient matches the composed version; the masked classes get exactly zero gradient.
+std::vector<Tensor> nll_inputs_with_masked_classes(Generator& g, std::mt19937& rng, int64_t N, int64_t V) {
+  std::vector<Tensor> in = nll_inputs(g, rng, N, V);
+  std::vector<uint8_t> m(static_cast<size_t>(N * V), 0);
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t j : {int64_t{0}, int64_t{1}, V / 2, V - 1}) m[static_cast<size_t>(i * V + j)] = 1;
+  std::vector<int64_t> t = in[1].to_vector<int64_t>();
+  for (auto& c : t) c = c == -100 ? c : 2 + c % (V / 2 - 2);  // targets are never masked
+  return {masked_fill(in[0], from_vector(std::vector<bool>(m.begin(), m.end()), Shape{N, V}), -INFINITY),
+          from_vector(t, Shape{N})};
+}
+
+TEST(FusedSoftmaxNll, MinusInfinityLogitsAreMaskedClasses) {
+  Generator g(45);
+  std::mt19937 rng(45);
+  std::vector<Tensor> in = nll_inputs_with_masked_classes(g, rng, 9, 1000);
+  auto f = [](bool fused) {
+    return [fused](const std::vector<Tensor>& x) {
+      return std::vector<Tensor>{fused ? softmax_nll(x[0], x[1], -100, 0.0, Reduction::None)
+                                       : composed::softmax_nll(x[0], x[1], -100, 0.0, Reduction::None)};
+    };
+  };
+  std::vector<Tensor> R = upstream_for(run(f(true), in, {}).outs, g);
+  Result fused = run(f(true), in, R);
+  for (double l : fused.outs[0].to_vector<double>()) EXPECT_TRUE(std::isfinite(l)) << l;
+  expect_same(fused, run(f(false), in, R), 1e-5, "-inf logits");
+  const std::vector<float> grad = fused.grads[0].to_vector<float>();
+  for (int64_t i = 0; i < 9; ++i) EXPECT_EQ(grad[static_cast<size_t>(i * 1000)], 0.0f);
+}
+
 TEST(FusedSoftmaxNll, MatchesPyTorchCrossEntropy) {
   // torch.nn.functional.cross_entropy(logits, target, ignore_index=-100, label_smoothing=0.1)
   // for these inputs, printed by PyTorch 1.13 in float64: 0.4669263907847826
@@ -445,6 +477,11 @@ TEST(FusedCuda, SoftmaxNllMatchesCpu) {
     std::vector<Tensor> R = upstream_for(run(f, in, {}).outs, g);
     expect_same(run(f, to_device(in, kCUDA), R), run(f, in, R), 1e-5, fmt::format("cuda softmax_nll V{}", c.V));
   }
+  // Masked (-inf) classes, also where a thread's first logit is -inf.
+  std::vector<Tensor> in = nll_inputs_with_masked_classes(g, rng, 9, 1000);
+  auto f = [](const std::vector<Tensor>& x) { return std::vector<Tensor>{softmax_nll(x[0], x[1], -100, 0.0, Reduction::None)}; };
+  std::vector<Tensor> R = upstream_for(run(f, in, {}).outs, g);
+  expect_same(run(f, to_device(in, kCUDA), R), run(f, in, R), 1e-5, "cuda softmax_nll with -inf logits");
 }
 
 }  // namespace

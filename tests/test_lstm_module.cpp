@@ -90,6 +90,7 @@ TEST(LstmModule, CudnnMatchesFusedOnGpu) {
     nn::LSTM lstm(16, 24, layers, bidir, 0.0, g);
     lstm.to(kCUDA);
     Tensor x = uniform({5, 9, 16}, -1.0, 1.0, g, {.device = kCUDA});
+    x.requires_grad_(true);  // its gradient too, padded positions included (zero on both)
     Tensor lengths = from_vector<int64_t>({9, 1, 4, 9, 7}).to(kCUDA);
     const int64_t D = bidir ? 2 : 1;
     Tensor h0 = uniform({layers * D, 5, 24}, -0.5, 0.5, g, {.device = kCUDA});
@@ -99,12 +100,14 @@ TEST(LstmModule, CudnnMatchesFusedOnGpu) {
     for (int impl = 0; impl < 2; ++impl) {
       lstm.impl = impl ? nn::LstmImpl::CuDNN : nn::LstmImpl::Fused;
       lstm.zero_grad();
+      x.set_grad(Tensor());
       nn::LstmOutput o = lstm.forward(x, lengths, h0, c0);
       (sum(o.output * R) + sum(o.h_n) + sum(o.c_n * 0.5)).backward();
       results[impl].push_back(o.output.to_vector<float>());
       results[impl].push_back(o.h_n.to_vector<float>());
       results[impl].push_back(o.c_n.to_vector<float>());
       for (auto& [n, p] : lstm.named_parameters()) results[impl].push_back(p.grad().to_vector<float>());
+      results[impl].push_back(x.grad().to_vector<float>());
     }
     for (size_t k = 0; k < results[0].size(); ++k) {
       double num = 0, den = 0;
@@ -115,6 +118,25 @@ TEST(LstmModule, CudnnMatchesFusedOnGpu) {
       EXPECT_LE(std::sqrt(num / std::max(den, 1e-30)), 1e-5) << "result " << k << ", layers " << layers;
     }
   }
+}
+
+// Dropout between cuDNN's layers: a new mask at every training call (drawn from the module's
+// generator), none in evaluation.
+TEST(LstmModule, CudnnDropoutDrawsANewMaskEveryCall) {
+  std::string why;
+  if (!gpu_available(&why)) GTEST_SKIP() << "no GPU: " << why;
+  Generator g(6);
+  nn::LSTM lstm(8, 16, 2, false, 0.5, g);
+  lstm.to(kCUDA);
+  lstm.impl = nn::LstmImpl::CuDNN;
+  Tensor x = uniform({4, 6, 8}, -1.0, 1.0, g, {.device = kCUDA});
+  Tensor lengths = from_vector<int64_t>({6, 3, 6, 1}).to(kCUDA);
+  lstm.train();
+  const std::vector<float> a = lstm.forward(x, lengths).output.to_vector<float>();
+  const std::vector<float> b = lstm.forward(x, lengths).output.to_vector<float>();
+  EXPECT_NE(a, b);
+  lstm.eval();
+  EXPECT_EQ(lstm.forward(x, lengths).output.to_vector<float>(), lstm.forward(x, lengths).output.to_vector<float>());
 }
 
 }  // namespace

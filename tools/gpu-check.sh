@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# The whole GPU check in one call on a GPU machine (see DEVELOPERS.md and docs/gpu-log.md):
+# The whole GPU check in one device call (see DEVELOPERS.md and docs/gpu-log.md), most wanted
+# results first, inside a time budget (BUDGET_S, default 480 s: one call may run 600 s):
 #   1. what the machine has (GPU, driver, toolkit, libraries, build dependencies);
-#   2. a CUDA build for sm_90 there, or, when it lacks the build dependencies, the bundle built
-#      here by scripts/gpu-bundle.sh and carried along (carry: ["gpu-bundle"]);
-#   3. the whole test suite, GPU tests included;
-#   4. compute-sanitizer memcheck on the GPU tests;
-#   5. the benchmarks;
-#   6. a summary table (last lines of the output) and full logs under $OUT.
+#   2. the binaries: the bundle built here by scripts/gpu-bundle.sh and carried along (carry:
+#      ["gpu-bundle"]), else a CUDA build for sm_90 there when it has the build dependencies;
+#   3. the GPU tests (op parity, fused kernels, cuDNN, allocator, optimizers);
+#   4. the benchmarks (bandwidth / GEMM vs cuBLAS; the fused kernels vs composed and cuDNN);
+#   5. compute-sanitizer memcheck on a subset of the GPU tests;
+#   6. the translator trained on the GPU for a few seconds (attn demo);
+#   7. the rest of the test suite (the CPU tests), with what time is left.
+# Every step has a time cap from what is left of the budget; $OUT/summary.md is rewritten after
+# each step, so a run cut short still says how far it got. Full logs are under $OUT.
 # Usage (device tool): bash tools/gpu-check.sh          Locally: OUT=/tmp/x bash tools/gpu-check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -14,11 +18,35 @@ OUT=${OUT:-$PWD/gpu-check-out}
 mkdir -p "$OUT"
 JOBS=$(nproc)
 t_start=$(date +%s)
+DEADLINE=$((t_start + ${BUDGET_S:-480}))
+GPU_TESTS='Ops/BackendParity.*:Cuda.*:FusedCuda.*:LstmModule.Cudnn*:Errors.*'
+MEMCHECK_TESTS='Cuda.*:FusedCuda.AttentionMatchesCpu:FusedCuda.SoftmaxNllMatchesCpu:LstmModule.Cudnn*:Ops/BackendParity.CudaMatchesCpu/matmul*:Ops/BackendParity.CudaMatchesCpu/softmax*'
 declare -a rows
+now() { date +%s; }
+# cap N: N seconds, or what is left of the budget (less a margin) when that is less.
+cap() {
+  local left=$((DEADLINE - $(now) - 10))
+  if ((left < $1)); then echo $((left > 5 ? left : 5)); else echo "$1"; fi
+}
+left() { echo $((DEADLINE - $(now))); }
+write_summary() {
+  {
+    echo "| step       | status | time   | detail |"
+    echo "|------------|--------|--------|--------|"
+    printf '%s\n' "${rows[@]}"
+    echo
+    echo "total $(($(now) - t_start))s of a ${BUDGET_S:-480}s budget; logs: env.txt build.log tests-gpu.log tests-gpu.xml bench.txt memcheck.log demo.txt tests-cpu.log"
+  } > "$OUT/summary.md"
+}
 step() {  # step NAME STATUS SECONDS DETAIL
   rows+=("$(printf '| %-10s | %-6s | %5ss | %s |' "$1" "$2" "$3" "$4")")
+  write_summary
 }
-now() { date +%s; }
+trap write_summary EXIT
+# gtest counts of a log: "passed P, failed F, skipped S"
+counts() {
+  echo "passed $(grep -c '^\[       OK \]' "$1"), failed $(grep -c '^\[  FAILED  \].*(' "$1"), skipped $(grep -c '^\[  SKIPPED \].*(' "$1")"
+}
 
 # ---------------------------------------------------------------- 1. the machine
 {
@@ -33,102 +61,123 @@ now() { date +%s; }
   for h in fmt/core.h gtest/gtest.h CLI/CLI.hpp nlohmann/json.hpp; do
     if [ -e /usr/include/$h ] || [ -e /usr/local/include/$h ]; then echo "header $h: yes"; else echo "header $h: no"; fi
   done
-  echo "cblas.h: $(ls /usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h /usr/include/openblas/cblas.h /usr/include/cblas.h 2>/dev/null | head -1)"
-  echo "libcublas: $(ldconfig -p | grep -m1 'libcublas.so' | awk '{print $NF}') $(ls /usr/local/cuda/lib64/libcublas.so* 2>/dev/null | head -1)"
-  echo "libcudnn: $(ldconfig -p | grep -m1 'libcudnn.so' | awk '{print $NF}') $(ls /usr/local/cuda/lib*/libcudnn.so* 2>/dev/null | head -1)"
+  echo "cblas.h: $(ls /usr/include/x86_64-linux-gnu/openblas*/cblas.h /usr/include/openblas/cblas.h /usr/include/cblas.h 2>/dev/null | head -1)"
+  echo "libcublas (ldconfig): $(ldconfig -p | grep -m1 'libcublas.so' | awk '{print $NF}')"
+  echo "libcudnn (ldconfig): $(ldconfig -p | grep -m1 'libcudnn.so' | awk '{print $NF}')"
+  ls /usr/local/cuda/lib64/libcublas.so* /usr/local/cuda/lib*/libcudnn.so* 2>/dev/null | sed 's/^/toolkit lib: /'
   echo "compute-sanitizer: $(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)"
 } > "$OUT/env.txt" 2>&1
 gpu_name=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 step machine ok 0 "${gpu_name:-no GPU seen}; $(grep nvcc "$OUT/env.txt")"
 
-# Where cuBLAS / cuDNN live, for binaries built here or carried.
+# Where cuBLAS / cuDNN live, for binaries built here or carried: the toolkit, else PyTorch's
+# wheels (CUDA 13 wheels put cuBLAS and the runtime in nvidia/cu13/lib, cuDNN in nvidia/cudnn/lib).
 libdirs=/usr/local/cuda/lib64:/usr/local/cuda/lib
-for py in /opt/torch/.venv/bin/python3 python3; do
-  d=$($py -c 'import nvidia.cublas, nvidia.cudnn, os; print(os.path.dirname(nvidia.cublas.__file__) + "/lib:" + os.path.dirname(nvidia.cudnn.__file__) + "/lib")' 2>/dev/null) && libdirs=$libdirs:$d && break
+for sp in /opt/torch/.venv/lib/python3*/site-packages /usr/local/lib/python3*/dist-packages /usr/lib/python3/dist-packages; do
+  for d in "$sp"/nvidia/cu13/lib "$sp"/nvidia/cudnn/lib "$sp"/nvidia/cublas/lib "$sp"/nvidia/cuda_runtime/lib "$sp"/nvidia/cuda_nvrtc/lib; do
+    [ -d "$d" ] && libdirs=$libdirs:$d
+  done
 done
 export LD_LIBRARY_PATH=$libdirs:${LD_LIBRARY_PATH:-}
+echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH" >> "$OUT/env.txt"
 
-# ---------------------------------------------------------------- 2. build
+# ---------------------------------------------------------------- 2. the binaries
 t=$(now)
 BIN=""
-can_build=yes
-for h in fmt/core.h gtest/gtest.h CLI/CLI.hpp nlohmann/json.hpp; do
-  [ -e /usr/include/$h ] || [ -e /usr/local/include/$h ] || can_build=no
-done
-if [ "$can_build" = yes ] && command -v nvcc >/dev/null && command -v cmake >/dev/null; then
-  gen=""; command -v ninja >/dev/null && gen="-G Ninja"
-  if cmake -S . -B build-gpu $gen -DCMAKE_BUILD_TYPE=Release -DATTN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
-       -DATTN_WERROR=ON > "$OUT/build.log" 2>&1 && cmake --build build-gpu -j "$JOBS" >> "$OUT/build.log" 2>&1; then
-    BIN=build-gpu
-    step build ok $(( $(now) - t )) "built here for sm_90 (warnings as errors)"
-  else
-    step build FAIL $(( $(now) - t )) "see build.log"
-  fi
-else
-  echo "missing build dependencies here (see env.txt)" > "$OUT/build.log"
-fi
-if [ -z "$BIN" ] && [ -f gpu-bundle/bundle.tar.xz ]; then
+: > "$OUT/build.log"
+if [ -f gpu-bundle/bundle.tar.xz ]; then
   rm -rf /tmp/attn-bundle && mkdir -p /tmp/attn-bundle
-  tar -xJf gpu-bundle/bundle.tar.xz -C /tmp/attn-bundle >> "$OUT/build.log" 2>&1
-  BIN=/tmp/attn-bundle/bundle
-  export LD_LIBRARY_PATH=$BIN/lib:$LD_LIBRARY_PATH
-  step build ok $(( $(now) - t )) "carried bundle of commit $(cat $BIN/COMMIT | cut -c1-10)"
+  if tar -xJf gpu-bundle/bundle.tar.xz -C /tmp/attn-bundle >> "$OUT/build.log" 2>&1 && [ -x /tmp/attn-bundle/bundle/attn_tests ]; then
+    BIN=/tmp/attn-bundle/bundle
+    export LD_LIBRARY_PATH=$BIN/lib:$LD_LIBRARY_PATH
+    step binaries ok $(($(now) - t)) "carried bundle of commit $(cut -c1-10 "$BIN/COMMIT")"
+  else
+    step binaries FAIL $(($(now) - t)) "the carried bundle did not unpack (build.log)"
+  fi
 fi
 if [ -z "$BIN" ]; then
-  step build FAIL $(( $(now) - t )) "no build and no carried bundle"
-  printf '%s\n' "${rows[@]}" | tee "$OUT/summary.md"
+  can_build=yes
+  for h in fmt/core.h gtest/gtest.h CLI/CLI.hpp nlohmann/json.hpp; do
+    [ -e /usr/include/$h ] || [ -e /usr/local/include/$h ] || can_build=no
+  done
+  if [ "$can_build" = yes ] && command -v nvcc >/dev/null && command -v cmake >/dev/null; then
+    gen=""
+    command -v ninja >/dev/null && gen="-G Ninja"
+    if timeout "$(cap 300)" cmake -S . -B build-gpu $gen -DCMAKE_BUILD_TYPE=Release -DATTN_CUDA=ON \
+         -DCMAKE_CUDA_ARCHITECTURES=90 -DATTN_WERROR=ON >> "$OUT/build.log" 2>&1 &&
+       timeout "$(cap 300)" cmake --build build-gpu -j "$JOBS" >> "$OUT/build.log" 2>&1; then
+      BIN=build-gpu
+      step binaries ok $(($(now) - t)) "built here for sm_90 (warnings as errors)"
+    else
+      step binaries FAIL $(($(now) - t)) "build failed or timed out (build.log)"
+    fi
+  else
+    step binaries FAIL $(($(now) - t)) "no carried bundle and no build dependencies here (env.txt)"
+  fi
+fi
+[ -n "$BIN" ] || exit 1
+ldd "$BIN/attn_tests" > "$OUT/ldd.txt" 2>&1
+grep -E 'cublas|cudnn|cudart|not found' "$OUT/ldd.txt" >> "$OUT/env.txt"
+if grep -q 'not found' "$OUT/ldd.txt"; then
+  step libraries FAIL 0 "$(grep 'not found' "$OUT/ldd.txt" | awk '{print $1}' | tr '\n' ' ')missing (ldd.txt)"
   exit 1
 fi
 
-# ---------------------------------------------------------------- 3. tests
+# ---------------------------------------------------------------- 3. the GPU tests
 t=$(now)
-timeout 300 "$BIN/attn_tests" --gtest_output=xml:"$OUT/tests.xml" > "$OUT/tests.log" 2>&1
+timeout "$(cap 150)" "$BIN/attn_tests" --gtest_filter="$GPU_TESTS" --gtest_output=xml:"$OUT/tests-gpu.xml" \
+  > "$OUT/tests-gpu.log" 2>&1
 rc=$?
-passed=$(grep -c '^\[       OK \]' "$OUT/tests.log")
-failed=$(grep -c '^\[  FAILED  \].*(' "$OUT/tests.log")
-skipped=$(grep -c '^\[  SKIPPED \].*(' "$OUT/tests.log")
-step tests $([ $rc -eq 0 ] && echo ok || echo FAIL) $(( $(now) - t )) "passed $passed, failed $failed, skipped $skipped (rc $rc)"
+step gpu-tests $([ $rc -eq 0 ] && echo ok || echo FAIL) $(($(now) - t)) "$(counts "$OUT/tests-gpu.log") (rc $rc)"
 
-# ---------------------------------------------------------------- 4. memcheck
+# ---------------------------------------------------------------- 4. the benchmarks
+t=$(now)
+brc=0
+{
+  timeout "$(cap 60)" "$BIN/attn" bench backend --device cuda || brc=$?
+  echo
+  timeout "$(cap 60)" "$BIN/attn" bench kernels --device cuda --shape T1 --shape T2 || brc=$?
+  echo
+  timeout "$(cap 120)" "$BIN/attn" bench kernels --device cuda --shape L || brc=$?
+} > "$OUT/bench.txt" 2>&1
+copy=$(awk '$1 == "copy" {for (i = 1; i <= NF; i++) if ($i ~ /^GB\/s=/) print $i}' "$OUT/bench.txt" | head -1)
+step bench $([ $brc -eq 0 ] && echo ok || echo FAIL) $(($(now) - t)) "copy ${copy:-?}; rc $brc; tables in bench.txt"
+
+# ---------------------------------------------------------------- 5. memcheck
 t=$(now)
 san=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-if [ -x "$san" ]; then
-  timeout 240 "$san" --tool memcheck --error-exitcode 99 "$BIN/attn_tests" \
-    --gtest_filter='Ops/BackendParity*:Cuda*:FusedCuda*:*OnGpu*' > "$OUT/memcheck.log" 2>&1
+if [ ! -x "$san" ]; then
+  step memcheck skip 0 "compute-sanitizer not found"
+elif (($(left) < 100)); then
+  step memcheck skip 0 "not enough time left"
+else
+  timeout "$(cap 90)" "$san" --tool memcheck --error-exitcode 99 "$BIN/attn_tests" --gtest_filter="$MEMCHECK_TESTS" \
+    > "$OUT/memcheck.log" 2>&1
   rc=$?
   verdict=$(grep -m1 'ERROR SUMMARY' "$OUT/memcheck.log")
-  step memcheck $([ $rc -eq 0 ] && echo ok || echo FAIL) $(( $(now) - t )) "${verdict:-no summary} (rc $rc)"
-else
-  step memcheck skip 0 "compute-sanitizer not found"
+  step memcheck $([ $rc -eq 0 ] && echo ok || echo FAIL) $(($(now) - t)) "${verdict:-no summary}; $(counts "$OUT/memcheck.log") (rc $rc)"
 fi
 
-# ---------------------------------------------------------------- 5. benchmarks
+# ---------------------------------------------------------------- 6. the translator on the GPU
 t=$(now)
-{
-  timeout 150 "$BIN/attn" bench backend --device cuda
-  echo
-  timeout 60 "$BIN/attn" bench core
-  if "$BIN/attn" bench --help 2>/dev/null | grep -q kernels; then
-    echo
-    timeout 200 "$BIN/attn" bench kernels --device cuda
-  fi
-  if "$BIN/attn" --help 2>/dev/null | grep -q demo; then
-    echo
-    # the translator end to end on the GPU (generated task: ../shared does not travel)
-    timeout 90 "$BIN/attn" demo --synthetic --device cuda --time-limit 40 --out /tmp/attn-gpu-demo
-  fi
-} > "$OUT/bench.txt" 2>&1
-rc=$?
-copy=$(awk '$1 == "copy" {for (i = 1; i <= NF; i++) if ($i ~ /^GB\/s=/) print $i}' "$OUT/bench.txt" | head -1)
-step bench $([ $rc -eq 0 ] && echo ok || echo FAIL) $(( $(now) - t )) "copy ${copy:-?}; full table in bench.txt"
+if (($(left) < 70)); then
+  step demo skip 0 "not enough time left"
+else
+  # the generated task: ../shared does not travel
+  timeout "$(cap 60)" "$BIN/attn" demo --synthetic --device cuda --time-limit 30 --out /tmp/attn-gpu-demo > "$OUT/demo.txt" 2>&1
+  rc=$?
+  step demo $([ $rc -eq 0 ] && echo ok || echo FAIL) $(($(now) - t)) "$(grep -m1 -iE 'exact|accuracy|BLEU' "$OUT/demo.txt") (rc $rc)"
+fi
 
-# ---------------------------------------------------------------- 6. summary
-{
-  echo "| step       | status | time   | detail |"
-  echo "|------------|--------|--------|--------|"
-  printf '%s\n' "${rows[@]}"
-  echo
-  echo "total $(( $(now) - t_start ))s; logs: env.txt build.log tests.log tests.xml memcheck.log bench.txt"
-} > "$OUT/summary.md"
-grep -E '^(gemm|copy|add|exp|tanh|sum_|max_|softmax|log_softmax|attention|lstm|softmax_nll)' "$OUT/bench.txt" | head -40
+# ---------------------------------------------------------------- 7. the CPU tests
+t=$(now)
+if (($(left) < 40)); then
+  step cpu-tests skip 0 "not enough time left (CI runs them anyway)"
+else
+  timeout "$(cap 600)" "$BIN/attn_tests" --gtest_filter="-$GPU_TESTS" > "$OUT/tests-cpu.log" 2>&1
+  rc=$?
+  step cpu-tests $([ $rc -eq 0 ] && echo ok || echo FAIL) $(($(now) - t)) "$(counts "$OUT/tests-cpu.log") (rc $rc$([ $rc -eq 124 ] && echo ', out of time'))"
+fi
+
+grep -E '^(gemm|copy|add|exp|tanh|sum_|max_|softmax|log_softmax|attention|lstm|softmax_nll)' "$OUT/bench.txt" | head -60
 cat "$OUT/summary.md"

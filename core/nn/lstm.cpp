@@ -50,8 +50,11 @@ LstmOutput LSTM::forward(const Tensor& x, const Tensor& lengths, const Tensor& h
     }
     const Tensor hx = h0.defined() ? h0 : zeros(state_shape, {x.dtype(), x.device()});
     const Tensor cx = c0.defined() ? c0 : zeros(state_shape, {x.dtype(), x.device()});
-    kernels::CudnnLstmOutput o = kernels::backend(x.device()).cudnn_lstm(
-        x, lengths, hx, cx, params, num_layers, bidirectional, is_training() ? dropout : 0.0);
+    const double p = is_training() ? dropout : 0.0;
+    // A fresh seed per call from the module's generator: a new dropout mask every step.
+    const uint64_t seed = p > 0.0 ? gen_->seed() ^ (gen_->reserve(4) * 0x9e3779b97f4a7c15ull) : 0;
+    kernels::CudnnLstmOutput o = kernels::backend(x.device()).cudnn_lstm(x, lengths, hx, cx, params, num_layers,
+                                                                         bidirectional, p, seed);
     return {o.output, o.h_n, o.c_n};
   }
   Tensor input = x;

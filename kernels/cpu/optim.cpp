@@ -75,14 +75,11 @@ void CpuBackend::sum_squares(const Tensor& total, const Tensor& x) {
     parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c) {
         const int64_t b = n * c / chunks, e = n * (c + 1) / chunks;
+        // In double, like the CUDA kernel: a float square is exact in double, so the two
+        // devices agree to the summation order (the clipping coefficient to ~1e-15).
         double acc = 0.0;
-        for (int64_t j0 = b; j0 < e; j0 += 256) {  // float blocks, double between them
-          const int64_t j1 = std::min(e, j0 + 256);
-          T part = 0;
-#pragma omp simd reduction(+ : part)
-          for (int64_t j = j0; j < j1; ++j) part += p[j] * p[j];
-          acc += static_cast<double>(part);
-        }
+#pragma omp simd reduction(+ : acc)
+        for (int64_t j = b; j < e; ++j) acc += static_cast<double>(p[j]) * static_cast<double>(p[j]);
         partial[c] = acc;
       }
     });

@@ -160,7 +160,8 @@ cudaError_t launch_attention_forward(DType dtype, const AttentionArgs& a, cudaSt
 }
 
 cudaError_t launch_attention_backward(DType dtype, const AttentionArgs& a, cudaStream_t stream) {
-  if (a.B * a.T == 0) return cudaSuccess;
+  // T == 0 still runs: the kernel writes the zero gradients of keys, values and v.
+  if (a.B == 0) return cudaSuccess;
   const bool additive = a.keys != nullptr;
   if (additive) {
     cudaError_t err = cudaMemsetAsync(a.dv, 0, static_cast<size_t>(a.D) * (dtype == DType::Float64 ? 8 : 4), stream);

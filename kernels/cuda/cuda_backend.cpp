@@ -99,7 +99,12 @@ class CudaMemory final : public MemorySource {
   }
   void raw_free(void* ptr) override {
     set_device(index_);
-    ATTN_CUDA_CHECK(cudaFree(ptr));
+    const cudaError_t err = cudaFree(ptr);
+    if (err == cudaErrorCudartUnloading) {  // at process exit, after the runtime shut down: the memory is gone anyway
+      cudaGetLastError();
+      return;
+    }
+    ATTN_CUDA_CHECK(err);
   }
   std::string describe() const override {
     size_t free_b = 0, total = 0;
@@ -122,7 +127,10 @@ struct DeviceState {
 };
 
 std::mutex g_mu;
-std::array<std::unique_ptr<DeviceState>, kMaxDevices> g_devices;
+// Never destroyed: the CUDA runtime registers its own shutdown at the first CUDA call, so it
+// runs before the destructors of globals made earlier; freeing device memory after it fails.
+// The process exit returns the memory, streams and handles.
+std::array<std::unique_ptr<DeviceState>, kMaxDevices>& g_devices = *new std::array<std::unique_ptr<DeviceState>, kMaxDevices>();
 
 DeviceState& state(Device device) {
   const int i = device.index;
@@ -314,6 +322,7 @@ void CudaBackend::sum(const Tensor& out, const Tensor& x) {
     a.chunks = std::clamp<int64_t>(want, 1, std::max<int64_t>(1, a.n_red / 2048));
   }
   a.chunks = std::min<int64_t>(a.chunks, 65535);
+  if (x.dtype() == DType::Int64) a.chunks = 1;  // the partials are double: exact int64 sums need one pass
   Tensor scratch;
   if (a.chunks > 1) {
     scratch = empty(Shape{a.n_out * a.chunks}, {DType::Float64, device_});
@@ -385,12 +394,14 @@ void CudaBackend::bmm(const Tensor& out, const Tensor& a_in, const Tensor& b_in,
 
 // ---------------------------------------------------------------- indexing
 
-std::optional<std::pair<int64_t, int64_t>> CudaBackend::find_bad_index(const Tensor& idx, int64_t rows, int64_t ignore) {
+std::optional<std::pair<int64_t, int64_t>> CudaBackend::find_bad_index(const Tensor& idx, int64_t rows,
+                                                                       std::optional<int64_t> ignore) {
   const int64_t n = idx.numel();
   if (n == 0) return std::nullopt;
   Tensor bad = empty(Shape{1}, {DType::Int64, device_});
   const int64_t s = idx.dim() ? idx.stride(0) : 1;
-  ATTN_CUDA_CHECK(launch_find_bad_index(idx.data<int64_t>(), s, n, rows, ignore, bad.data<int64_t>(), stream()));
+  ATTN_CUDA_CHECK(launch_find_bad_index(idx.data<int64_t>(), s, n, rows, ignore.has_value(), ignore.value_or(0),
+                                        bad.data<int64_t>(), stream()));
   uint64_t pos = 0;
   copy_to_host(&pos, bad);
   if (pos >= static_cast<uint64_t>(n)) return std::nullopt;
@@ -419,7 +430,7 @@ GatherArgs gather_args(const Tensor& table, const Tensor& indices, const Tensor&
 }  // namespace
 
 void CudaBackend::index_select(const Tensor& out, const Tensor& weight, const Tensor& indices) {
-  if (auto bad = find_bad_index(indices, weight.size(0), INT64_MIN)) {
+  if (auto bad = find_bad_index(indices, weight.size(0))) {
     throw IndexError(fmt::format("embedding: index {} at position {} is out of range for {} rows", bad->second,
                                  bad->first, weight.size(0)));
   }
@@ -427,7 +438,7 @@ void CudaBackend::index_select(const Tensor& out, const Tensor& weight, const Te
 }
 
 void CudaBackend::index_add(const Tensor& grad_weight, const Tensor& indices, const Tensor& grad) {
-  if (auto bad = find_bad_index(indices, grad_weight.size(0), INT64_MIN)) {
+  if (auto bad = find_bad_index(indices, grad_weight.size(0))) {
     throw IndexError(fmt::format("embedding backward: index {} at position {} is out of range for {} rows",
                                  bad->second, bad->first, grad_weight.size(0)));
   }
@@ -555,6 +566,10 @@ AttentionArgs attention_args(const Tensor& query, const Tensor& keys, const Tens
 void CudaBackend::attention_forward(const Tensor& query, const Tensor& keys, const Tensor& v, const Tensor& values,
                                     const Tensor& lengths, const Tensor& context, const Tensor& weights,
                                     const Tensor& tanh_cache) {
+  // The kernel stages one query row in shared memory: at most the 48 KB a block gets by default.
+  const int64_t D = query.size(2), staged = D * static_cast<int64_t>(dtype_size(query.dtype()));
+  ATTN_CHECK(staged <= 48 * 1024, ShapeError,
+             "attention: a query feature size of {} ({} bytes) is over the CUDA kernel's 48 KB of shared memory", D, staged);
   AttentionArgs a = attention_args(query, keys, v, values, lengths);
   a.tanh_cache = tanh_cache.defined() ? tanh_cache.raw_data() : nullptr;
   a.context = context.raw_data();

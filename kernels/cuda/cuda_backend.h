@@ -89,7 +89,7 @@ class CudaBackend final : public kernels::Backend {
 
   kernels::CudnnLstmOutput cudnn_lstm(const Tensor& x, const Tensor& lengths, const Tensor& hx, const Tensor& cx,
                                       const std::vector<Tensor>& params, int64_t num_layers, bool bidirectional,
-                                      double dropout) override;
+                                      double dropout, uint64_t dropout_seed) override;
 
   void sum_squares(const Tensor& total, const Tensor& x) override;
   void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
@@ -100,8 +100,9 @@ class CudaBackend final : public kernels::Backend {
   cudaStream_t stream() const;
 
  private:
-  // (position, value) of the first index outside [0, rows), skipping `ignore`; nullopt if none.
-  std::optional<std::pair<int64_t, int64_t>> find_bad_index(const Tensor& idx, int64_t rows, int64_t ignore);
+  // (position, value) of the first index outside [0, rows), skipping `ignore` if given; nullopt if none.
+  std::optional<std::pair<int64_t, int64_t>> find_bad_index(const Tensor& idx, int64_t rows,
+                                                            std::optional<int64_t> ignore = std::nullopt);
   Device device_;
 };
 

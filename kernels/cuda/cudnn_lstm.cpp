@@ -61,7 +61,7 @@ int64_t tensor_numel(cudnnTensorDescriptor_t d) {
 }
 
 std::shared_ptr<Rnn> make_rnn(const Tensor& x, const std::vector<int64_t>& lengths, int64_t H, int64_t L, bool bidir,
-                              double dropout) {
+                              double dropout, uint64_t dropout_seed) {
   auto r = std::make_shared<Rnn>();
   const Device dev = x.device();
   r->handle = cudnn_handle(dev);
@@ -73,7 +73,7 @@ std::shared_ptr<Rnn> make_rnn(const Tensor& x, const std::vector<int64_t>& lengt
     ATTN_CUDNN_CHECK(cudnnDropoutGetStatesSize(r->handle, &bytes));
     r->dropout_states = empty(Shape{static_cast<int64_t>(bytes)}, {DType::Bool, dev});
     ATTN_CUDNN_CHECK(cudnnSetDropoutDescriptor(r->drop, r->handle, static_cast<float>(dropout), r->dropout_states.raw_data(),
-                                               bytes, 0x5eed));
+                                               bytes, static_cast<unsigned long long>(dropout_seed)));
   } else {
     ATTN_CUDNN_CHECK(cudnnSetDropoutDescriptor(r->drop, r->handle, 0.0f, nullptr, 0, 0));
   }
@@ -159,7 +159,9 @@ struct CudnnLstmBackward final : Node {
     const Tensor dy = g[0].defined() ? g[0].contiguous() : zeros(y.shape(), opt);
     const Tensor dhy = g[1].defined() ? g[1].contiguous() : zeros(h0.shape(), opt);
     const Tensor dcy = g[2].defined() ? g[2].contiguous() : zeros(c0.shape(), opt);
-    Tensor dx = empty(xx.shape(), opt), dhx = empty(h0.shape(), opt), dcx = empty(c0.shape(), opt);
+    // dx zeroed: cuDNN documents its padding fill for outputs only, and padded positions of x
+    // must get a zero gradient (an embedding below would add garbage otherwise).
+    Tensor dx = zeros(xx.shape(), opt), dhx = empty(h0.shape(), opt), dcx = empty(c0.shape(), opt);
     Tensor work = empty(Shape{static_cast<int64_t>(r->work_bytes) + 1}, {DType::Bool, dev});
     ATTN_CUDNN_CHECK(cudnnRNNBackwardData_v8(
         r->handle, r->rnn, static_cast<const int32_t*>(r->dev_lengths.raw_data()), r->yd, y.raw_data(), dy.raw_data(), r->xd,
@@ -194,18 +196,21 @@ struct CudnnLstmBackward final : Node {
 
 kernels::CudnnLstmOutput CudaBackend::cudnn_lstm(const Tensor& x_in, const Tensor& lengths, const Tensor& hx_in,
                                                  const Tensor& cx_in, const std::vector<Tensor>& params,
-                                                 int64_t num_layers, bool bidirectional, double dropout) {
+                                                 int64_t num_layers, bool bidirectional, double dropout,
+                                                 uint64_t dropout_seed) {
   const int64_t D = bidirectional ? 2 : 1;
   ATTN_CHECK(x_in.dim() == 3 && static_cast<int64_t>(params.size()) == 4 * num_layers * D, ShapeError,
              "cudnn_lstm: input {} and {} parameters for {} layer(s) x {} direction(s)", x_in.shape(), params.size(),
              num_layers, D);
   const int64_t H = params[1].size(1), B = x_in.size(0), S = x_in.size(1);
+  ATTN_CHECK(lengths.dim() == 1 && lengths.size(0) == B && lengths.dtype() == DType::Int64, ShapeError,
+             "cudnn_lstm: lengths must be int64 ({}) for a batch of {}, got {} {}", B, B, lengths.dtype(), lengths.shape());
   const std::vector<int64_t> lv = lengths.to_vector<int64_t>();
   for (size_t b = 0; b < lv.size(); ++b) {
     ATTN_CHECK(lv[b] >= 1 && lv[b] <= S, ValueError, "cudnn_lstm: lengths[{}] = {} is outside [1, {}]", b, lv[b], S);
   }
   const Tensor x = x_in.contiguous(), hx = hx_in.contiguous(), cx = cx_in.contiguous();
-  std::shared_ptr<Rnn> r = make_rnn(x, lv, H, num_layers, bidirectional, dropout);
+  std::shared_ptr<Rnn> r = make_rnn(x, lv, H, num_layers, bidirectional, dropout, dropout_seed);
   const cudaStream_t s = stream();
   std::vector<Tensor> contiguous_params;
   for (const Tensor& p : params) contiguous_params.push_back(p.contiguous());
@@ -235,7 +240,7 @@ kernels::CudnnLstmOutput CudaBackend::cudnn_lstm(const Tensor& x_in, const Tenso
     node->x = SavedTensor(x);
     node->hx = SavedTensor(hx);
     node->cx = SavedTensor(cx);
-    node->y = y;
+    node->y = y.detach();  // y itself gets this node as grad_fn: a plain copy would be a reference cycle
     node->reserve = reserve;
     set_history(out.output, node, 0);
     set_history(out.h_n, node, 1);

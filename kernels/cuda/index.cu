@@ -12,12 +12,12 @@ namespace {
 
 constexpr int kThreads = 256;
 
-__global__ void find_bad_index(const int64_t* idx, int64_t s, int64_t n, int64_t rows, int64_t ignore,
+__global__ void find_bad_index(const int64_t* idx, int64_t s, int64_t n, int64_t rows, bool use_ignore, int64_t ignore,
                                unsigned long long* bad) {
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t v = idx[i * s];
-    if (v != ignore && (v < 0 || v >= rows)) atomicMin(bad, static_cast<unsigned long long>(i));
+    if (!(use_ignore && v == ignore) && (v < 0 || v >= rows)) atomicMin(bad, static_cast<unsigned long long>(i));
   }
 }
 
@@ -45,13 +45,13 @@ __global__ void index_add_kernel(GatherArgs a) {
 
 }  // namespace
 
-cudaError_t launch_find_bad_index(const int64_t* idx, int64_t idx_stride, int64_t n, int64_t rows, int64_t ignore,
-                                  int64_t* bad, cudaStream_t stream) {
+cudaError_t launch_find_bad_index(const int64_t* idx, int64_t idx_stride, int64_t n, int64_t rows, bool use_ignore,
+                                  int64_t ignore, int64_t* bad, cudaStream_t stream) {
   // `bad` starts at the largest value; the host reads it back and treats >= n as "none".
   cudaError_t err = cudaMemsetAsync(bad, 0xff, sizeof(int64_t), stream);
   if (err != cudaSuccess) return err;
   if (n > 0)
-    find_bad_index<<<grid_for(n, kThreads), kThreads, 0, stream>>>(idx, idx_stride, n, rows, ignore,
+    find_bad_index<<<grid_for(n, kThreads), kThreads, 0, stream>>>(idx, idx_stride, n, rows, use_ignore, ignore,
                                                                    reinterpret_cast<unsigned long long*>(bad));
   return cudaGetLastError();
 }

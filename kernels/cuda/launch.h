@@ -71,8 +71,9 @@ cudaError_t launch_max(DType dtype, const RowArgs& a, cudaStream_t stream);  // 
 cudaError_t launch_softmax(DType dtype, const RowArgs& a, bool log, cudaStream_t stream);  // x, out
 cudaError_t launch_softmax_backward(DType dtype, const RowArgs& a, bool log, cudaStream_t stream);  // gx, gy, y
 
-// Indexing. `bad` receives the position of the first index outside [0, rows) (or -1).
-cudaError_t launch_find_bad_index(const int64_t* idx, int64_t idx_stride, int64_t n, int64_t rows,
+// Indexing. `bad` receives the position of the first index outside [0, rows) (or -1); with
+// use_ignore, an index equal to `ignore` is not a bad one.
+cudaError_t launch_find_bad_index(const int64_t* idx, int64_t idx_stride, int64_t n, int64_t rows, bool use_ignore,
                                   int64_t ignore, int64_t* bad, cudaStream_t stream);
 struct GatherArgs {
   int64_t n = 0, d = 0;

@@ -29,12 +29,14 @@ __device__ __forceinline__ void red_range(const SumArgs& a, int64_t chunk, int64
   r1 = r0 + per < a.n_red ? r0 + per : a.n_red;
 }
 
-template <typename T>
-__device__ __forceinline__ void finish(const SumArgs& a, int64_t o, int64_t chunk, double value, int64_t out_off) {
+// One output (chunks == 1: the value itself, in its accumulator type, so int64 stays exact) or
+// one chunk's partial sum (double; the host never splits int64 sums).
+template <typename T, typename Acc>
+__device__ __forceinline__ void finish(const SumArgs& a, int64_t o, int64_t chunk, Acc value, int64_t out_off) {
   if (a.chunks == 1)
     static_cast<T*>(a.out)[out_off] = static_cast<T>(value);
   else
-    a.partial[chunk * a.n_out + o] = value;
+    a.partial[chunk * a.n_out + o] = static_cast<double>(value);
 }
 
 template <typename T>
@@ -53,7 +55,7 @@ __global__ void sum_thread_per_output(SumArgs a) {
     offsets_of(a.red, r, roff);
     acc += static_cast<Acc>(x[roff[0]]);
   }
-  finish<T>(a, o, blockIdx.y, static_cast<double>(acc), koff[1]);
+  finish<T>(a, o, blockIdx.y, acc, koff[1]);
 }
 
 template <typename T>
@@ -78,7 +80,7 @@ __global__ void sum_block_per_output(SumArgs a) {
     }
   }
   acc = block_sum(acc, scratch);
-  if (threadIdx.x == 0) finish<T>(a, o, blockIdx.y, static_cast<double>(acc), koff[1]);
+  if (threadIdx.x == 0) finish<T>(a, o, blockIdx.y, acc, koff[1]);
 }
 
 template <typename T>

@@ -40,7 +40,7 @@ __global__ void softmax_nll_forward_kernel(SoftmaxNllArgs a) {
     if (x > m) {
       s = s * exp(m - x) + 1.0;
       m = x;
-    } else {
+    } else if (x != -INFINITY) {  // x == m == -inf would add exp(nan); a NaN x still propagates
       s += exp(x - m);
     }
   }
