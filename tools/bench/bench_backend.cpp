@@ -68,7 +68,7 @@ void bandwidth(Report& rep, const BackendOptions& opt, const Clock& clock) {
     auto counter = std::make_shared<int>(0);
     variants.emplace_back(c.name, [&c, counter] { c.run((*counter)++ & 1); });
   }
-  std::vector<Timing> t = time_interleaved(variants, opt.warmup, opt.reps, clock);
+  std::vector<Timing> t = time_interleaved(variants, opt.warmup, opt.reps, clock, opt.min_time);
   const double copy_gbs = cases[0].bytes / t[0].median_s * 1e-9;
   for (size_t i = 0; i < t.size(); ++i) {
     Row r{"backend", cases[i].name, dev.is_cuda() ? "cuda" : "cpu", cases[i].shape, t[i].median_s * 1e6, t[i].runs, {}};
@@ -114,7 +114,7 @@ void gemm(Report& rep, const BackendOptions& opt, const Clock& clock, int64_t M,
 #endif
   }
   std::vector<Timing> t = time_interleaved({{lib, direct}, {"engine", [&] { be.bmm(c, a, wt, false); }}},
-                                           opt.warmup, opt.reps, clock);
+                                           opt.warmup, opt.reps, clock, opt.min_time);
   const double flops = 2.0 * static_cast<double>(M * N * K);
   const std::string shape = fmt::format("({}x{}) @ ({}x{})^T", M, K, N, K);
   for (size_t i = 0; i < t.size(); ++i) {

@@ -34,7 +34,7 @@ void bench_gemm(Report& rep, const CoreOptions& opt, int64_t M, int64_t K, int64
                                             {"engine_linear", [&] { (void)linear(x, w); }},
                                             {"openblas_nn", raw_matmul},
                                             {"engine_matmul", [&] { (void)matmul(x, wt); }}},
-                                           opt.warmup, opt.reps);
+                                           opt.warmup, opt.reps, host_clock(), opt.min_time);
   const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
   const std::string shape = fmt::format("({}x{}) @ ({}x{})", M, K, K, N);
   for (size_t i = 0; i < t.size(); ++i) {
@@ -64,7 +64,7 @@ void bench_tiny_ops(Report& rep, const CoreOptions& opt) {
           NoGradGuard g;
           (void)add(a, b);
         })}},
-      opt.warmup, opt.reps);
+      opt.warmup, opt.reps, host_clock(), opt.min_time);
   for (const Timing& x : t) {
     Row r{"core", "tiny_op", x.name, "[1]", x.median_s * 1e6 / kInner, x.runs, {}};
     rep.rows.push_back(r);

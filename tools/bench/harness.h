@@ -50,25 +50,36 @@ Clock cuda_clock();
 
 using Variants = std::vector<std::pair<std::string, std::function<void()>>>;
 
-// Times each variant `reps` times, interleaved, after `warmup` untimed rounds. Each call of a
-// variant is one sample.
+// Times each variant, interleaved (A, B, A, B, ...), after warm-up rounds, and returns the
+// medians. A round is one call of every variant. There are at least `reps` timed rounds, and more
+// for fast variants: as many as fit in about `min_seconds` (at most `max_reps`), so that a
+// microsecond kernel gets thousands of samples and not twenty. Warm-up likewise runs at least
+// `warmup` rounds and at least a tenth of that time (caches, allocator pools, sleeping threads).
 inline std::vector<Timing> time_interleaved(const Variants& variants, int warmup, int reps,
-                                            const Clock& clock = host_clock()) {
-  for (int w = 0; w < warmup; ++w) {
-    for (auto& v : variants) {
-      clock.start();
-      v.second();
-      clock.stop();
-    }
-  }
-  std::vector<std::vector<double>> samples(variants.size());
-  for (int r = 0; r < reps; ++r) {
+                                            const Clock& clock = host_clock(), double min_seconds = 0.25,
+                                            int max_reps = 20000) {
+  auto round = [&](std::vector<std::vector<double>>* samples) {
+    double total = 0;
     for (size_t i = 0; i < variants.size(); ++i) {
       clock.start();
       variants[i].second();
-      samples[i].push_back(clock.stop());
+      const double t = clock.stop();
+      total += t;
+      if (samples) (*samples)[i].push_back(t);
     }
+    return total;
+  };
+  double warm_time = 0;
+  int warm_rounds = 0;
+  while (warm_rounds < warmup || (warm_time < 0.1 * min_seconds && warm_rounds < max_reps)) {
+    warm_time += round(nullptr);
+    ++warm_rounds;
   }
+  const double per_round = warm_rounds > 0 ? warm_time / warm_rounds : 0.0;
+  int rounds = reps;
+  if (per_round > 0) rounds = std::max(reps, static_cast<int>(std::min<double>(max_reps, min_seconds / per_round)));
+  std::vector<std::vector<double>> samples(variants.size());
+  for (int r = 0; r < rounds; ++r) round(&samples);
   std::vector<Timing> out;
   for (size_t i = 0; i < variants.size(); ++i) out.push_back(summarize(variants[i].first, samples[i]));
   return out;

@@ -9,9 +9,12 @@
 
 namespace attn::bench {
 
+// reps / warmup are minimums: fast variants get more runs, up to about min_time seconds each
+// comparison (tools/bench/harness.h).
 struct CoreOptions {
   int warmup = 3;
   int reps = 15;
+  double min_time = 0.25;
 };
 
 void run_core(Report& rep, const CoreOptions& opt);
@@ -21,6 +24,7 @@ struct BackendOptions {
   int64_t megabytes = 64;
   int warmup = 3;
   int reps = 20;
+  double min_time = 0.25;
 };
 
 void run_backend(Report& rep, const BackendOptions& opt);
@@ -36,6 +40,7 @@ struct KernelOptions {
   std::string only;  // run only kernels whose name contains this
   int warmup = 2;
   int reps = 15;
+  double min_time = 0.25;
 };
 
 // "T1", "T2", "L" or "B=..,S=..,H=..[,V=..]"; none given: T1, T2 (and L on a GPU).
