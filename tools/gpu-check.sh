@@ -5,7 +5,8 @@
 #   2. the binaries: the bundle built here by scripts/gpu-bundle.sh and carried along (carry:
 #      ["gpu-bundle"]), else a CUDA build for sm_90 there when it has the build dependencies;
 #   3. the GPU tests (op parity, fused kernels, cuDNN, allocator, optimizers);
-#   4. the benchmarks (bandwidth / GEMM vs cuBLAS; the fused kernels vs composed and cuDNN);
+#   4. the benchmarks (bandwidth / GEMM vs cuBLAS; the fused kernels vs composed and cuDNN), and
+#      an Nsight Compute profile of the fused kernels at shape L;
 #   5. compute-sanitizer memcheck on a subset of the GPU tests;
 #   6. the translator trained on the GPU for a few seconds (attn demo);
 #   7. the rest of the test suite (the CPU tests), with what time is left.
@@ -35,7 +36,7 @@ write_summary() {
     echo "|------------|--------|--------|--------|"
     printf '%s\n' "${rows[@]}"
     echo
-    echo "total $(($(now) - t_start))s of a ${BUDGET_S:-480}s budget; logs: env.txt build.log tests-gpu.log tests-gpu.xml bench.txt memcheck.log demo.txt tests-cpu.log"
+    echo "total $(($(now) - t_start))s of a ${BUDGET_S:-480}s budget; logs: env.txt build.log tests-gpu.log tests-gpu.xml bench.txt ncu.txt memcheck.log demo.txt tests-cpu.log"
   } > "$OUT/summary.md"
 }
 step() {  # step NAME STATUS SECONDS DETAIL
@@ -142,6 +143,24 @@ brc=0
 } > "$OUT/bench.txt" 2>&1
 copy=$(awk '$1 == "copy" {for (i = 1; i <= NF; i++) if ($i ~ /^GB\/s=/) print $i}' "$OUT/bench.txt" | head -1)
 step bench $([ $brc -eq 0 ] && echo ok || echo FAIL) $(($(now) - t)) "copy ${copy:-?}; rc $brc; tables in bench.txt"
+
+# ---------------------------------------------------------------- 4b. a hardware profile of the fused kernels
+# Nsight Compute on the fused attention / softmax+NLL / LSTM cell kernels at shape L: achieved
+# bandwidth, occupancy and stall reasons, for the next round of kernel work (no counters on
+# gVisor machines: then it just says so).
+t=$(now)
+ncu_bin=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+if [ -z "$ncu_bin" ]; then
+  step ncu skip 0 "ncu not found"
+elif (($(left) < 150)); then
+  step ncu skip 0 "not enough time left"
+else
+  timeout "$(cap 60)" "$ncu_bin" --clock-control none --kernel-name 'regex:attention|softmax_nll|lstm_' --launch-count 12 \
+    --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section WarpStateStats \
+    "$BIN/attn" bench kernels --device cuda --shape L --reps 1 --warmup 0 --min-time 0 > "$OUT/ncu.txt" 2>&1
+  rc=$?
+  step ncu $([ $rc -eq 0 ] && echo ok || echo FAIL) $(($(now) - t)) "$(grep -c 'Memory Throughput' "$OUT/ncu.txt") kernel reports in ncu.txt (rc $rc)"
+fi
 
 # ---------------------------------------------------------------- 5. memcheck
 t=$(now)
