@@ -1,14 +1,19 @@
 // CUDA fused attention (see core/ops/attention.cpp for the math).
-//   forward : one block per (b, t) query row. Scores: one warp per source position s, lanes
-//             over the feature dim (additive: v . tanh(q + k_s); dot: q . values_s), written to
-//             the weights row; block max / sum for the masked softmax over s < len; context:
-//             threads over h, sum_s w_s values[s, h] (coalesced).
+//   forward, two kernels, so that every SM has many warps with loads in flight (one block per
+//   query row left most of an H100 idle at B = 128):
+//     scores : grid (B*T rows, ceil(S / 8)); one warp per source position s < len, lanes over the
+//              feature dim (additive: v . tanh(q + k_s); dot: q . values_s), loads unrolled by 4;
+//              the raw score goes to a (B*T, S) scratch.
+//     context: grid (B*T rows, ceil(H / 256)); each block takes the row's max and sum of exp over
+//              s < len from the scratch (block reductions), threads over h accumulate
+//              sum_s w_s values[s, h] (coalesced, unrolled by 4); the first block of a row writes
+//              the weights (exactly 0 for s >= len).
 //   backward: one block per batch entry b (its T rows add into the same dkeys[b], dvalues[b]):
 //             per row, d(weights) by warps over s, the softmax backward, then dvalues by
 //             threads over (s, h), and the additive terms by threads over the feature dim,
 //             each looping over s (dquery and dv in registers; dv summed over blocks with
 //             atomics).
-// Shapes: any B, T, S, D, H; the query row is staged in shared memory (D values).
+// Shapes: any B, T, D; S up to 8 * 65535 and H up to 256 * 65535 (grid limits, checked on the host).
 #include <cfloat>
 
 #include "kernels/cuda/common.cuh"
@@ -21,57 +26,58 @@ constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 
 template <typename T>
-__global__ void attention_forward_kernel(AttentionArgs a, bool additive) {
+__global__ void attention_scores_kernel(AttentionArgs a, bool additive) {
   using Acc = typename acc_type<T>::type;
-  extern __shared__ unsigned char smem_raw[];
-  T* q = reinterpret_cast<T*>(smem_raw);  // D values
+  const int64_t r = blockIdx.x, b = r / a.T, n = a.lengths[b];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t s = static_cast<int64_t>(blockIdx.y) * kWarps + warp;
+  if (s >= n) return;  // a whole warp leaves: no block-wide synchronization follows
+  const T* q = static_cast<const T*>(a.query) + r * a.D;
+  Acc acc = 0;
+  if (additive) {
+    const T* k = static_cast<const T*>(a.keys) + (b * a.S + s) * a.D;
+    const T* v = static_cast<const T*>(a.v);
+    T* cache = a.tanh_cache ? static_cast<T*>(a.tanh_cache) + (r * a.S + s) * a.D : nullptr;
+#pragma unroll 4
+    for (int64_t i = lane; i < a.D; i += 32) {
+      const T th = tanh(q[i] + k[i]);
+      if (cache) cache[i] = th;
+      acc += static_cast<Acc>(v[i] * th);
+    }
+  } else {
+    const T* e = static_cast<const T*>(a.values) + (b * a.S + s) * a.H;
+#pragma unroll 4
+    for (int64_t i = lane; i < a.D; i += 32) acc += static_cast<Acc>(q[i] * e[i]);
+  }
+  acc = warp_sum(acc);
+  if (lane == 0) static_cast<T*>(a.scratch)[r * a.S + s] = static_cast<T>(acc);
+}
+
+template <typename T>
+__global__ void attention_context_kernel(AttentionArgs a) {
+  using Acc = typename acc_type<T>::type;
   __shared__ Acc red[32];
   __shared__ T redt[32];
   const int64_t r = blockIdx.x, b = r / a.T, n = a.lengths[b];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const T* qg = static_cast<const T*>(a.query) + r * a.D;
-  for (int64_t i = threadIdx.x; i < a.D; i += blockDim.x) q[i] = qg[i];
-  __syncthreads();
-  const T* vals = static_cast<const T*>(a.values) + b * a.S * a.H;
-  T* w = static_cast<T*>(a.weights) + r * a.S;
-  for (int64_t s = warp; s < n; s += kWarps) {
-    Acc acc = 0;
-    if (additive) {
-      const T* k = static_cast<const T*>(a.keys) + (b * a.S + s) * a.D;
-      const T* v = static_cast<const T*>(a.v);
-      T* cache = a.tanh_cache ? static_cast<T*>(a.tanh_cache) + (r * a.S + s) * a.D : nullptr;
-      for (int64_t i = lane; i < a.D; i += 32) {
-        const T th = tanh(q[i] + k[i]);
-        if (cache) cache[i] = th;
-        acc += static_cast<Acc>(v[i] * th);
-      }
-    } else {
-      const T* e = vals + s * a.H;
-      for (int64_t i = lane; i < a.D; i += 32) acc += static_cast<Acc>(q[i] * e[i]);
-    }
-    acc = warp_sum(acc);
-    if (lane == 0) w[s] = static_cast<T>(acc);
-  }
-  __syncthreads();
+  const T* sc = static_cast<const T*>(a.scratch) + r * a.S;
   T mx = -INFINITY;
-  for (int64_t s = threadIdx.x; s < n; s += blockDim.x) mx = fmax(mx, w[s]);
+  for (int64_t s = threadIdx.x; s < n; s += blockDim.x) mx = fmax(mx, sc[s]);
   mx = block_max(mx, redt, static_cast<T>(-INFINITY));
   Acc total = 0;
-  for (int64_t s = threadIdx.x; s < n; s += blockDim.x) {
-    const T e = exp(w[s] - mx);
-    w[s] = e;
-    total += e;
-  }
-  total = block_sum(total, red);  // synchronizes: every w[s] is written
+  for (int64_t s = threadIdx.x; s < n; s += blockDim.x) total += static_cast<Acc>(exp(sc[s] - mx));
+  total = block_sum(total, red);
   const T inv = static_cast<T>(Acc(1) / total);
-  for (int64_t s = threadIdx.x; s < a.S; s += blockDim.x) w[s] = s < n ? w[s] * inv : T(0);
-  __syncthreads();
-  T* ctx = static_cast<T*>(a.context) + r * a.H;
-  for (int64_t h = threadIdx.x; h < a.H; h += blockDim.x) {
-    Acc acc = 0;
-    for (int64_t s = 0; s < n; ++s) acc += static_cast<Acc>(w[s] * vals[s * a.H + h]);
-    ctx[h] = static_cast<T>(acc);
+  if (blockIdx.y == 0) {
+    T* w = static_cast<T*>(a.weights) + r * a.S;
+    for (int64_t s = threadIdx.x; s < a.S; s += blockDim.x) w[s] = s < n ? exp(sc[s] - mx) * inv : T(0);
   }
+  const int64_t h = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
+  if (h >= a.H) return;
+  const T* vals = static_cast<const T*>(a.values) + b * a.S * a.H + h;
+  Acc acc = 0;
+#pragma unroll 4
+  for (int64_t s = 0; s < n; ++s) acc += static_cast<Acc>(exp(sc[s] - mx) * inv * vals[s * a.H]);
+  static_cast<T*>(a.context)[r * a.H + h] = static_cast<T>(acc);
 }
 
 template <typename T>
@@ -154,8 +160,12 @@ __global__ void attention_backward_kernel(AttentionArgs a, bool additive) {
 cudaError_t launch_attention_forward(DType dtype, const AttentionArgs& a, cudaStream_t stream) {
   if (a.B * a.T == 0) return cudaSuccess;
   const bool additive = a.keys != nullptr;
-  ATTN_CUDA_FLOAT_TYPES(dtype, attention_forward_kernel<T><<<static_cast<unsigned>(a.B * a.T), kThreads,
-                                                             static_cast<size_t>(a.D) * sizeof(T), stream>>>(a, additive));
+  const dim3 score_grid(static_cast<unsigned>(a.B * a.T), static_cast<unsigned>((a.S + kWarps - 1) / kWarps));
+  const dim3 context_grid(static_cast<unsigned>(a.B * a.T), static_cast<unsigned>((a.H + kThreads - 1) / kThreads));
+  ATTN_CUDA_FLOAT_TYPES(dtype, attention_scores_kernel<T><<<score_grid, kThreads, 0, stream>>>(a, additive));
+  cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) return err;
+  ATTN_CUDA_FLOAT_TYPES(dtype, attention_context_kernel<T><<<context_grid, kThreads, 0, stream>>>(a));
   return cudaGetLastError();
 }
 

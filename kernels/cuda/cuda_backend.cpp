@@ -566,14 +566,17 @@ AttentionArgs attention_args(const Tensor& query, const Tensor& keys, const Tens
 void CudaBackend::attention_forward(const Tensor& query, const Tensor& keys, const Tensor& v, const Tensor& values,
                                     const Tensor& lengths, const Tensor& context, const Tensor& weights,
                                     const Tensor& tanh_cache) {
-  // The kernel stages one query row in shared memory: at most the 48 KB a block gets by default.
-  const int64_t D = query.size(2), staged = D * static_cast<int64_t>(dtype_size(query.dtype()));
-  ATTN_CHECK(staged <= 48 * 1024, ShapeError,
-             "attention: a query feature size of {} ({} bytes) is over the CUDA kernel's 48 KB of shared memory", D, staged);
   AttentionArgs a = attention_args(query, keys, v, values, lengths);
+  // grid.y = ceil(S / 8) and ceil(H / 256) blocks, at most 65535 each; grid.x = B * T rows
+  ATTN_CHECK(a.S <= int64_t{65535} * 8 && a.H <= int64_t{65535} * 256 && a.B * a.T <= int64_t{0x7fffffff}, ShapeError,
+             "attention: B*T = {}, S = {}, H = {} is over the CUDA kernels' grid limits", a.B * a.T, a.S, a.H);
   a.tanh_cache = tanh_cache.defined() ? tanh_cache.raw_data() : nullptr;
   a.context = context.raw_data();
   a.weights = weights.raw_data();
+  // The raw scores, between the scores kernel and the softmax + context kernel (stream-ordered:
+  // the caching allocator reuses this block only for work queued after both).
+  Tensor scores = empty(Shape{a.B * a.T * a.S}, {query.dtype(), device_});
+  a.scratch = scores.raw_data();
   ATTN_CUDA_CHECK(launch_attention_forward(query.dtype(), a, stream()));
 }
 

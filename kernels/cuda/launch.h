@@ -167,7 +167,7 @@ struct AttentionArgs {
   void* dkeys = nullptr;
   void* dv = nullptr;
   void* dvalues = nullptr;
-  void* scratch = nullptr;  // float64, B * T * S: d(score) per row
+  void* scratch = nullptr;  // B * T * S: forward, the raw scores (element type); backward, d(score) (float64)
   void* tanh_cache = nullptr;  // optional (B, T, S, D): written by the forward, read by the backward
 };
 cudaError_t launch_attention_forward(DType dtype, const AttentionArgs& a, cudaStream_t stream);
