@@ -1,6 +1,7 @@
 // CUDA fused softmax + NLL over the vocabulary.
 //   forward : one 256-thread block per row; one read of the row with an online max / sum-of-exp
-//             per thread (rescaled when the max grows), combined across the block; the row's
+//             per thread (rescaled when the max grows; in the element type, so float rows use
+//             float exp), combined across the block in double; the row's
 //             log-sum-exp is saved, the loss picked from logits[target]; with label smoothing
 //             the row sum of logits is carried too.
 //   backward: one thread per logit, grad * (exp(x - lse) - q): one read of the logits, one
@@ -33,17 +34,23 @@ __global__ void softmax_nll_forward_kernel(SoftmaxNllArgs a) {
   __shared__ double sm[32], ss[32], sx[32];
   const int64_t i = blockIdx.x;
   const T* row = static_cast<const T*>(a.logits) + i * a.V;
-  double m = -INFINITY, s = 0, xs = 0;
+  // Each thread's running (max, sum of exp) in the element type: a float exp is a few
+  // instructions where a double one is dozens, which made this memory-bound kernel
+  // compute-bound. A thread sums V / 256 terms; threads and warps merge in double.
+  T tm = -INFINITY, ts = 0;
+  double xs = 0;
+#pragma unroll 4
   for (int64_t j = threadIdx.x; j < a.V; j += blockDim.x) {
-    const double x = static_cast<double>(row[j]);
-    xs += x;
-    if (x > m) {
-      s = s * exp(m - x) + 1.0;
-      m = x;
+    const T x = row[j];
+    xs += static_cast<double>(x);
+    if (x > tm) {
+      ts = ts * exp(tm - x) + T(1);
+      tm = x;
     } else if (x != -INFINITY) {  // x == m == -inf would add exp(nan); a NaN x still propagates
-      s += exp(x - m);
+      ts += exp(x - tm);
     }
   }
+  double m = static_cast<double>(tm), s = static_cast<double>(ts);
   for (int o = 16; o > 0; o >>= 1) {
     const double om = __shfl_xor_sync(0xffffffffu, m, o), os = __shfl_xor_sync(0xffffffffu, s, o);
     xs += __shfl_xor_sync(0xffffffffu, xs, o);
