@@ -482,6 +482,17 @@ TEST(FusedCuda, SoftmaxNllMatchesCpu) {
   auto f = [](const std::vector<Tensor>& x) { return std::vector<Tensor>{softmax_nll(x[0], x[1], -100, 0.0, Reduction::None)}; };
   std::vector<Tensor> R = upstream_for(run(f, in, {}).outs, g);
   expect_same(run(f, to_device(in, kCUDA), R), run(f, in, R), 1e-5, "cuda softmax_nll with -inf logits");
+  // A NaN logit among -inf ones makes its row's loss NaN on both devices.
+  Tensor x = in[0].clone();
+  Tensor row = x.select(0, 3);
+  row.fill_(-INFINITY);
+  row.narrow(0, 7, 1).fill_(NAN);
+  row.narrow(0, 2, 1).fill_(0.5);
+  const std::vector<float> gpu = softmax_nll(x.to(kCUDA), in[1].to(kCUDA), -100, 0.0, Reduction::None).to(kCPU).to_vector<float>();
+  const std::vector<float> cpu = softmax_nll(x, in[1], -100, 0.0, Reduction::None).to_vector<float>();
+  EXPECT_TRUE(std::isnan(cpu[3]));
+  EXPECT_TRUE(std::isnan(gpu[3]));
+  EXPECT_TRUE(std::isfinite(gpu[4]));
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 //             each looping over s (dquery and dv in registers; dv summed over blocks with
 //             atomics).
 // Shapes: any B, T, D; S up to 8 * 65535 and H up to 256 * 65535 (grid limits, checked on the host).
+#include <algorithm>
 #include <cfloat>
 
 #include "kernels/cuda/common.cuh"
@@ -161,7 +162,9 @@ cudaError_t launch_attention_forward(DType dtype, const AttentionArgs& a, cudaSt
   if (a.B * a.T == 0) return cudaSuccess;
   const bool additive = a.keys != nullptr;
   const dim3 score_grid(static_cast<unsigned>(a.B * a.T), static_cast<unsigned>((a.S + kWarps - 1) / kWarps));
-  const dim3 context_grid(static_cast<unsigned>(a.B * a.T), static_cast<unsigned>((a.H + kThreads - 1) / kThreads));
+  // at least one block per row even when H == 0: it writes the weights
+  const dim3 context_grid(static_cast<unsigned>(a.B * a.T),
+                          static_cast<unsigned>(std::max<int64_t>(1, (a.H + kThreads - 1) / kThreads)));
   ATTN_CUDA_FLOAT_TYPES(dtype, attention_scores_kernel<T><<<score_grid, kThreads, 0, stream>>>(a, additive));
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return err;

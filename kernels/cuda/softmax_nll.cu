@@ -16,10 +16,11 @@ namespace {
 
 constexpr int kThreads = 256;
 
-// Merges two (max, sum of exp(x - max)) pairs.
+// Merges two (max, sum of exp(x - max)) pairs. A pair is empty (nothing but -inf seen) when its
+// max is -inf and its sum 0; a NaN sum with a -inf max (a NaN among -inf) is kept, so it spreads.
 __device__ __forceinline__ void merge(double& m, double& s, double om, double os) {
-  if (om == -INFINITY) return;
-  if (m == -INFINITY) {
+  if (om == -INFINITY && os == 0) return;
+  if (m == -INFINITY && s == 0) {
     m = om;
     s = os;
     return;
