@@ -254,6 +254,26 @@ TEST(FusedAttention, GradientsMatchFiniteDifferences) {
   }
 }
 
+// Over 16M tanh terms (B*T*S*A) the CPU forward keeps no tanh cache and the backward
+// recomputes them. That path in float64 against the composed version (the math, to 1e-10), and
+// in float32 against that float64 result (with S = 2050 positions the softmax backward cancels:
+// both float32 versions land ~1e-5 from it).
+TEST(FusedAttention, LargeAdditiveShapesRecomputeTheTanh) {
+  Generator g(33);
+  std::mt19937 rng(33);
+  const AttnShape s{1, 2, 2050, 8, 4100};  // 1 * 2 * 2050 * 4100 = 16.8M > 16M
+  std::vector<Tensor> in64 = attn_inputs(g, rng, s, true, DType::Float64);
+  std::vector<Tensor> R64 = upstream_for(run(attn_fn(true, true), in64, {}).outs, g);
+  const Result exact = run(attn_fn(true, true), in64, R64);
+  expect_same(exact, run(attn_fn(true, false), in64, R64), 1e-10, "additive, no tanh cache, float64");
+  auto f32 = [](const std::vector<Tensor>& v) {
+    std::vector<Tensor> out;
+    for (const Tensor& t : v) out.push_back(is_floating(t.dtype()) ? t.to(DType::Float32) : t);
+    return out;
+  };
+  expect_same(run(attn_fn(true, true), f32(in64), f32(R64)), exact, 1e-4, "additive, no tanh cache, float32");
+}
+
 TEST(FusedAttention, MaskedPositionsHaveExactlyZeroWeightAndGradient) {
   Generator g(31);
   std::mt19937 rng(31);

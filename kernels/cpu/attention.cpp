@@ -69,6 +69,25 @@ inline T additive_score(const T* q, const T* k, const T* v, int64_t n, T* cache)
   return acc;
 }
 
+// The additive score's terms for one (query row, source position) with d(score) = ds:
+// dq += dpre, dkeys = dpre on the entry's first query row (+= on the next ones), dv += ds * tanh,
+// where dpre = ds * v * (1 - tanh^2); the tanh read from the forward's cache or recomputed.
+template <bool kCached, bool kFirst, typename T>
+inline void additive_grad_terms(const T* q, const T* ks, const T* ths, const T* v, T ds, int64_t D, T* dq, T* dks,
+                                T* dv) {
+#pragma omp simd
+  for (int64_t a = 0; a < D; ++a) {
+    T th;
+    if constexpr (kCached) th = ths[a];
+    else th = tanh_t(q[a] + ks[a]);
+    const T dpre = ds * v[a] * (T(1) - th * th);
+    dq[a] += dpre;
+    if constexpr (kFirst) dks[a] = dpre;
+    else dks[a] += dpre;
+    dv[a] += ds * th;
+  }
+}
+
 }  // namespace
 
 void CpuBackend::attention_forward(const Tensor& query, const Tensor& keys, const Tensor& v, const Tensor& values,
@@ -149,11 +168,14 @@ void CpuBackend::attention_backward(const Tensor& query, const Tensor& keys, con
     const int64_t work = T * S * (H + (additive ? 2 * D : D));
     parallel_for(B, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(work, 1)), [&](int64_t b0, int64_t b1) {
       acc_t<Tt>* dv_partial_thread = additive ? dv_partial.data() + omp_get_thread_num() * D : nullptr;
-      // dv of one batch entry is summed in the element type (vectorizes), then added in double.
-      std::vector<Tt> dscore(static_cast<size_t>(S)), dv_entry(additive ? static_cast<size_t>(D) : 0);
-      Tt* dv_local = dv_entry.data();
+      // dquery and dv are sums over source positions: over blocks of kBlock positions in the
+      // element type (vectorizes), between blocks in double (S can be in the thousands).
+      constexpr int64_t kBlock = 64;
+      std::vector<Tt> dscore(static_cast<size_t>(S)), dq_blk(static_cast<size_t>(D)), dv_blk(additive ? static_cast<size_t>(D) : 0);
+      std::vector<acc_t<Tt>> dq_acc(static_cast<size_t>(D));
+      Tt* dv_local = dv_blk.data();
+      for (int64_t a = 0; a < (additive ? D : 0); ++a) dv_local[a] = Tt(0);
       for (int64_t b = b0; b < b1; ++b) {
-        for (int64_t a = 0; a < (additive ? D : 0); ++a) dv_local[a] = Tt(0);
         const int64_t n = len[b];
         const Tt* e = ep + b * S * H;
         Tt* de = dep + b * S * H;
@@ -182,9 +204,25 @@ void CpuBackend::attention_backward(const Tensor& query, const Tensor& keys, con
             if (dwp) dscore[s] += dwp[r * S + s];
             wsum += static_cast<acc_t<Tt>>(w[s] * dscore[s]);
           }
-          for (int64_t s = 0; s < n; ++s) dscore[s] = w[s] * (dscore[s] - static_cast<Tt>(wsum));
-          for (int64_t i = 0; i < D; ++i) dq[i] = Tt(0);
+          // the difference in double: d(weights) and their weighted mean nearly cancel at large S
+          for (int64_t s = 0; s < n; ++s)
+            dscore[s] = static_cast<Tt>(static_cast<acc_t<Tt>>(w[s]) * (static_cast<acc_t<Tt>>(dscore[s]) - wsum));
+          Tt* dq_local = dq_blk.data();
+          for (int64_t i = 0; i < D; ++i) {
+            dq_local[i] = Tt(0);
+            dq_acc[static_cast<size_t>(i)] = 0;
+          }
           for (int64_t s = 0; s < n; ++s) {
+            if (s > 0 && s % kBlock == 0) {  // flush the block's float sums into double
+              for (int64_t i = 0; i < D; ++i) {
+                dq_acc[static_cast<size_t>(i)] += static_cast<acc_t<Tt>>(dq_local[i]);
+                dq_local[i] = Tt(0);
+              }
+              for (int64_t a = 0; a < (additive ? D : 0); ++a) {
+                dv_partial_thread[a] += static_cast<acc_t<Tt>>(dv_local[a]);
+                dv_local[a] = Tt(0);
+              }
+            }
             const Tt ws = w[s], ds = dscore[s];
             Tt* des = de + s * H;
             if (first) {
@@ -196,61 +234,25 @@ void CpuBackend::attention_backward(const Tensor& query, const Tensor& keys, con
             }
             if (additive) {
               const Tt* ks = kp + (b * S + s) * D;
+              const Tt* ths = cache ? cache + (r * S + s) * D : nullptr;
               Tt* dks = dkb + s * D;
-              if (cache) {
-                const Tt* ths = cache + (r * S + s) * D;
-                if (first) {
-#pragma omp simd
-                  for (int64_t a = 0; a < D; ++a) {
-                    const Tt th = ths[a];
-                    const Tt dpre = ds * vp[a] * (Tt(1) - th * th);
-                    dq[a] += dpre;
-                    dks[a] = dpre;
-                    dv_local[a] += ds * th;
-                  }
-                } else {
-#pragma omp simd
-                  for (int64_t a = 0; a < D; ++a) {
-                    const Tt th = ths[a];
-                    const Tt dpre = ds * vp[a] * (Tt(1) - th * th);
-                    dq[a] += dpre;
-                    dks[a] += dpre;
-                    dv_local[a] += ds * th;
-                  }
-                }
-                continue;
-              }
-              if (first) {
-#pragma omp simd
-                for (int64_t a = 0; a < D; ++a) {
-                  const Tt th = tanh_t(q[a] + ks[a]);
-                  const Tt dpre = ds * vp[a] * (Tt(1) - th * th);
-                  dq[a] += dpre;
-                  dks[a] = dpre;
-                  dv_local[a] += ds * th;
-                }
-              } else {
-#pragma omp simd
-                for (int64_t a = 0; a < D; ++a) {
-                  const Tt th = tanh_t(q[a] + ks[a]);
-                  const Tt dpre = ds * vp[a] * (Tt(1) - th * th);
-                  dq[a] += dpre;
-                  dks[a] += dpre;
-                  dv_local[a] += ds * th;
-                }
-              }
+              if (cache && first) additive_grad_terms<true, true>(q, ks, ths, vp, ds, D, dq_local, dks, dv_local);
+              else if (cache) additive_grad_terms<true, false>(q, ks, ths, vp, ds, D, dq_local, dks, dv_local);
+              else if (first) additive_grad_terms<false, true>(q, ks, ths, vp, ds, D, dq_local, dks, dv_local);
+              else additive_grad_terms<false, false>(q, ks, ths, vp, ds, D, dq_local, dks, dv_local);
             } else {
               const Tt* es = e + s * H;
 #pragma omp simd
               for (int64_t h = 0; h < H; ++h) {
-                dq[h] += ds * es[h];
+                dq_local[h] += ds * es[h];
                 des[h] += ds * q[h];
               }
             }
           }
+          for (int64_t i = 0; i < D; ++i) dq[i] = static_cast<Tt>(dq_acc[static_cast<size_t>(i)] + static_cast<acc_t<Tt>>(dq_local[i]));
         }
-        for (int64_t a = 0; a < (additive ? D : 0); ++a) dv_partial_thread[a] += static_cast<acc_t<Tt>>(dv_local[a]);
       }
+      for (int64_t a = 0; a < (additive ? D : 0); ++a) dv_partial_thread[a] += static_cast<acc_t<Tt>>(dv_local[a]);
     });
     if (additive) {
       Tt* dvp = dv.data<Tt>();
