@@ -341,6 +341,17 @@ TEST(FusedAttention, LengthsAreReadOncePerTensorAndRecheckedWhenChanged) {
   EXPECT_EQ(lengths_reads(), r0);
   LstmLayerOutput ref = lstm_layer(li[0], from_vector<int64_t>({1, 1, 1}, Shape{3}), li[2], li[3], li[4], li[5], li[6], li[7]);
   EXPECT_EQ(o.output.to_vector<float>(), ref.output.to_vector<float>());
+  // A decoder's pattern: its lengths at every step beside a fresh vouched-for tensor per step,
+  // all kept alive (as the backward keeps them): its lengths are read once, not once per 8 steps.
+  Tensor dec_lengths = from_vector<int64_t>({6, 2, 4}, Shape{3});
+  std::vector<Tensor> step_ones;
+  const int64_t r1 = lengths_reads();
+  for (int step = 0; step < 30; ++step) {
+    dot_attention(in[0], in[1], dec_lengths);
+    step_ones.push_back(full(Shape{3}, 1.0, {.dtype = DType::Int64}));
+    note_checked_lengths(step_ones.back(), 1);
+  }
+  EXPECT_EQ(lengths_reads(), r1 + 1);
 }
 
 // ---------------------------------------------------------------- softmax + NLL

@@ -19,11 +19,14 @@ struct Checked {
   int64_t offset = 0, stride = 0, size = 0;
   uint64_t version = 0;
   int64_t max_length = 0;
+  uint64_t last_use = 0;
 };
 
-// A few entries are enough: the encoder's lengths, a decoder's, the ones of a one-step call.
+// A few entries are enough: the encoder's lengths, a decoder's, the ones of one-step calls. The
+// least recently used one goes first, so the lengths a decoder passes at every step stay while
+// each step's fresh ones come and go.
 thread_local std::array<Checked, 8> g_checked;
-thread_local size_t g_next = 0;
+thread_local uint64_t g_clock = 0;
 thread_local int64_t g_reads = 0;
 
 bool same_tensor(const Checked& c, const Tensor& t) {
@@ -32,9 +35,11 @@ bool same_tensor(const Checked& c, const Tensor& t) {
 }
 
 void remember(const Tensor& t, int64_t max_length) {
-  Checked& c = g_checked[g_next];
-  g_next = (g_next + 1) % g_checked.size();
-  c = {t.storage(), t.offset(), t.stride(0), t.size(0), t.version(), max_length};
+  Checked* oldest = &g_checked[0];
+  for (Checked& c : g_checked) {
+    if (c.last_use < oldest->last_use) oldest = &c;
+  }
+  *oldest = {t.storage(), t.offset(), t.stride(0), t.size(0), t.version(), max_length, ++g_clock};
 }
 
 }  // namespace
@@ -42,8 +47,11 @@ void remember(const Tensor& t, int64_t max_length) {
 void check_lengths(const Tensor& lengths, int64_t S, std::string_view op) {
   ATTN_CHECK(lengths.defined() && lengths.dtype() == DType::Int64 && lengths.dim() == 1, ShapeError,
              "{}: lengths must be a 1-D int64 tensor", op);
-  for (const Checked& c : g_checked) {
-    if (c.max_length >= 1 && c.max_length <= S && same_tensor(c, lengths)) return;
+  for (Checked& c : g_checked) {
+    if (c.max_length >= 1 && c.max_length <= S && same_tensor(c, lengths)) {
+      c.last_use = ++g_clock;
+      return;
+    }
   }
   ++g_reads;
   const std::vector<int64_t> lv = lengths.to_vector<int64_t>();
