@@ -69,23 +69,80 @@ inline T additive_score(const T* q, const T* k, const T* v, int64_t n, T* cache)
   return acc;
 }
 
-// The additive score's terms for one (query row, source position) with d(score) = ds:
-// dq += dpre, dkeys = dpre on the entry's first query row (+= on the next ones), dv += ds * tanh,
-// where dpre = ds * v * (1 - tanh^2); the tanh read from the forward's cache or recomputed.
-template <bool kCached, bool kFirst, typename T>
-inline void additive_grad_terms(const T* q, const T* ks, const T* ths, const T* v, T ds, int64_t D, T* dq, T* dks,
-                                T* dv) {
+// Source positions are summed in the element type over blocks of kBlock positions (vectorizes)
+// and between blocks in double (S can be in the thousands).
+inline constexpr int64_t kBlock = 64;
+
+// Features per chunk of the backward: the chunk's sums over source positions stay in registers
+// (two AVX-512 or four AVX2 vectors of float) while the positions stream past.
+inline constexpr int64_t kChunk = 32;
+
+// The gradient of one query row r over the feature chunk [a0, a0 + width) for all positions
+// s < n, where ds[s] = d(score[s]):
+//   additive (tanh th = tanh(q + k_s) from the forward's cache, or recomputed):
+//     dpre = ds * v * (1 - th^2);  dq += sum_s dpre;  dkeys[s] (+)= dpre;  dv += sum_s ds * th
+//   dot (k_s = values_s; v, cache unused):
+//     dq += sum_s ds * values_s;   dvalues[s] (+)= ds * q + w[s] * dc   (the context's term too)
+// `kFirst`: the entry's first query row writes dkeys / dvalues, later ones add. dq is written;
+// dv (additive) is added to the caller's double sums.
+template <bool kAdditive, bool kCached, bool kFirst, int64_t kWidth, typename T>
+inline void grad_chunk(int64_t width_rt, int64_t n, int64_t stride, const T* ds, const T* w, const T* q, const T* k,
+                       const T* th_rows, const T* v, const T* dc, T* dq, T* dk, acc_t<T>* dv_sum) {
+  const int64_t width = kWidth > 0 ? kWidth : width_rt;
+  T dq_blk[kChunk], dv_blk[kChunk];
+  acc_t<T> dq_sum[kChunk];
+  for (int64_t i = 0; i < width; ++i) dq_sum[i] = 0;
+  for (int64_t s0 = 0; s0 < n; s0 += kBlock) {
+    for (int64_t i = 0; i < width; ++i) dq_blk[i] = dv_blk[i] = T(0);
+    const int64_t s1 = std::min(n, s0 + kBlock);
+    for (int64_t s = s0; s < s1; ++s) {
+      const T d = ds[s];
+      const T* ks = k + s * stride;
+      T* dks = dk + s * stride;
+      if constexpr (kAdditive) {
+        const T* ths = kCached ? th_rows + s * stride : nullptr;
 #pragma omp simd
-  for (int64_t a = 0; a < D; ++a) {
-    T th;
-    if constexpr (kCached) th = ths[a];
-    else th = tanh_t(q[a] + ks[a]);
-    const T dpre = ds * v[a] * (T(1) - th * th);
-    dq[a] += dpre;
-    if constexpr (kFirst) dks[a] = dpre;
-    else dks[a] += dpre;
-    dv[a] += ds * th;
+        for (int64_t i = 0; i < width; ++i) {
+          T th;
+          if constexpr (kCached) th = ths[i];
+          else th = tanh_t(q[i] + ks[i]);
+          const T dpre = d * v[i] * (T(1) - th * th);
+          dq_blk[i] += dpre;
+          if constexpr (kFirst) dks[i] = dpre;
+          else dks[i] += dpre;
+          dv_blk[i] += d * th;
+        }
+      } else {
+        const T ws = w[s];
+#pragma omp simd
+        for (int64_t i = 0; i < width; ++i) {
+          dq_blk[i] += d * ks[i];
+          if constexpr (kFirst) dks[i] = d * q[i] + ws * dc[i];
+          else dks[i] += d * q[i] + ws * dc[i];
+        }
+      }
+    }
+    for (int64_t i = 0; i < width; ++i) {
+      dq_sum[i] += static_cast<acc_t<T>>(dq_blk[i]);
+      if constexpr (kAdditive) dv_sum[i] += static_cast<acc_t<T>>(dv_blk[i]);
+    }
   }
+  for (int64_t i = 0; i < width; ++i) dq[i] = static_cast<T>(dq_sum[i]);
+}
+
+// grad_chunk over all features [0, D): full chunks with a compile-time width, then the rest.
+template <bool kAdditive, bool kCached, bool kFirst, typename T>
+inline void grad_row(int64_t D, int64_t n, const T* ds, const T* w, const T* q, const T* k, const T* th_rows,
+                     const T* v, const T* dc, T* dq, T* dk, acc_t<T>* dv_sum) {
+  int64_t a0 = 0;
+  for (; a0 + kChunk <= D; a0 += kChunk)
+    grad_chunk<kAdditive, kCached, kFirst, kChunk>(kChunk, n, D, ds, w, q + a0, k + a0, th_rows ? th_rows + a0 : nullptr,
+                                                   v ? v + a0 : nullptr, dc ? dc + a0 : nullptr, dq + a0, dk + a0,
+                                                   dv_sum ? dv_sum + a0 : nullptr);
+  if (a0 < D)
+    grad_chunk<kAdditive, kCached, kFirst, 0>(D - a0, n, D, ds, w, q + a0, k + a0, th_rows ? th_rows + a0 : nullptr,
+                                              v ? v + a0 : nullptr, dc ? dc + a0 : nullptr, dq + a0, dk + a0,
+                                              dv_sum ? dv_sum + a0 : nullptr);
 }
 
 }  // namespace
@@ -167,14 +224,8 @@ void CpuBackend::attention_backward(const Tensor& query, const Tensor& keys, con
     std::vector<acc_t<Tt>> dv_partial(additive ? static_cast<size_t>(nthreads * D) : 0, 0);
     const int64_t work = T * S * (H + (additive ? 2 * D : D));
     parallel_for(B, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(work, 1)), [&](int64_t b0, int64_t b1) {
-      acc_t<Tt>* dv_partial_thread = additive ? dv_partial.data() + omp_get_thread_num() * D : nullptr;
-      // dquery and dv are sums over source positions: over blocks of kBlock positions in the
-      // element type (vectorizes), between blocks in double (S can be in the thousands).
-      constexpr int64_t kBlock = 64;
-      std::vector<Tt> dscore(static_cast<size_t>(S)), dq_blk(static_cast<size_t>(D)), dv_blk(additive ? static_cast<size_t>(D) : 0);
-      std::vector<acc_t<Tt>> dq_acc(static_cast<size_t>(D));
-      Tt* dv_local = dv_blk.data();
-      for (int64_t a = 0; a < (additive ? D : 0); ++a) dv_local[a] = Tt(0);
+      acc_t<Tt>* dv_sum = additive ? dv_partial.data() + omp_get_thread_num() * D : nullptr;
+      std::vector<Tt> dscore(static_cast<size_t>(S));
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t n = len[b];
         const Tt* e = ep + b * S * H;
@@ -207,52 +258,33 @@ void CpuBackend::attention_backward(const Tensor& query, const Tensor& keys, con
           // the difference in double: d(weights) and their weighted mean nearly cancel at large S
           for (int64_t s = 0; s < n; ++s)
             dscore[s] = static_cast<Tt>(static_cast<acc_t<Tt>>(w[s]) * (static_cast<acc_t<Tt>>(dscore[s]) - wsum));
-          Tt* dq_local = dq_blk.data();
-          for (int64_t i = 0; i < D; ++i) {
-            dq_local[i] = Tt(0);
-            dq_acc[static_cast<size_t>(i)] = 0;
+          const Tt* ds = dscore.data();
+          if (additive) {
+            // d(values) = w[s] * d(context): an outer product
+            for (int64_t s = 0; s < n; ++s) {
+              const Tt ws = w[s];
+              Tt* des = de + s * H;
+              if (first) {
+#pragma omp simd
+                for (int64_t h = 0; h < H; ++h) des[h] = ws * dc[h];
+              } else {
+#pragma omp simd
+                for (int64_t h = 0; h < H; ++h) des[h] += ws * dc[h];
+              }
+            }
+            const Tt* kb = kp + b * S * D;
+            const Tt* ths = cache ? cache + r * S * D : nullptr;
+            if (cache && first) grad_row<true, true, true>(D, n, ds, w, q, kb, ths, vp, dc, dq, dkb, dv_sum);
+            else if (cache) grad_row<true, true, false>(D, n, ds, w, q, kb, ths, vp, dc, dq, dkb, dv_sum);
+            else if (first) grad_row<true, false, true>(D, n, ds, w, q, kb, ths, vp, dc, dq, dkb, dv_sum);
+            else grad_row<true, false, false>(D, n, ds, w, q, kb, ths, vp, dc, dq, dkb, dv_sum);
+          } else {
+            // dot: dquery = sum_s ds values_s; d(values_s) = ds q + w[s] d(context), in one pass
+            if (first) grad_row<false, false, true>(D, n, ds, w, q, e, static_cast<const Tt*>(nullptr), static_cast<const Tt*>(nullptr), dc, dq, de, static_cast<acc_t<Tt>*>(nullptr));
+            else grad_row<false, false, false>(D, n, ds, w, q, e, static_cast<const Tt*>(nullptr), static_cast<const Tt*>(nullptr), dc, dq, de, static_cast<acc_t<Tt>*>(nullptr));
           }
-          for (int64_t s = 0; s < n; ++s) {
-            if (s > 0 && s % kBlock == 0) {  // flush the block's float sums into double
-              for (int64_t i = 0; i < D; ++i) {
-                dq_acc[static_cast<size_t>(i)] += static_cast<acc_t<Tt>>(dq_local[i]);
-                dq_local[i] = Tt(0);
-              }
-              for (int64_t a = 0; a < (additive ? D : 0); ++a) {
-                dv_partial_thread[a] += static_cast<acc_t<Tt>>(dv_local[a]);
-                dv_local[a] = Tt(0);
-              }
-            }
-            const Tt ws = w[s], ds = dscore[s];
-            Tt* des = de + s * H;
-            if (first) {
-#pragma omp simd
-              for (int64_t h = 0; h < H; ++h) des[h] = ws * dc[h];
-            } else {
-#pragma omp simd
-              for (int64_t h = 0; h < H; ++h) des[h] += ws * dc[h];
-            }
-            if (additive) {
-              const Tt* ks = kp + (b * S + s) * D;
-              const Tt* ths = cache ? cache + (r * S + s) * D : nullptr;
-              Tt* dks = dkb + s * D;
-              if (cache && first) additive_grad_terms<true, true>(q, ks, ths, vp, ds, D, dq_local, dks, dv_local);
-              else if (cache) additive_grad_terms<true, false>(q, ks, ths, vp, ds, D, dq_local, dks, dv_local);
-              else if (first) additive_grad_terms<false, true>(q, ks, ths, vp, ds, D, dq_local, dks, dv_local);
-              else additive_grad_terms<false, false>(q, ks, ths, vp, ds, D, dq_local, dks, dv_local);
-            } else {
-              const Tt* es = e + s * H;
-#pragma omp simd
-              for (int64_t h = 0; h < H; ++h) {
-                dq_local[h] += ds * es[h];
-                des[h] += ds * q[h];
-              }
-            }
-          }
-          for (int64_t i = 0; i < D; ++i) dq[i] = static_cast<Tt>(dq_acc[static_cast<size_t>(i)] + static_cast<acc_t<Tt>>(dq_local[i]));
         }
       }
-      for (int64_t a = 0; a < (additive ? D : 0); ++a) dv_partial_thread[a] += static_cast<acc_t<Tt>>(dv_local[a]);
     });
     if (additive) {
       Tt* dvp = dv.data<Tt>();

@@ -2,25 +2,42 @@
 //
 // glibc's expf and tanhf are scalar calls (about 5 and 25 ns here), which made exp and tanh run
 // at 3 and 0.6 GB/s. These are branch-free straight-line code that GCC turns into AVX2 loops:
-//   exp:  x = n ln2 + r (Cody-Waite, two-part ln2), exp(r) by a degree-6 polynomial on
-//         |r| <= ln2/2, times 2^n built in the exponent bits. Max relative error ~1.2e-7 (1-2 ulp)
-//         over [-87, 88]; exp(x > 88.72) = inf, exp(x < -87.33) = 0 (no denormals).
-//   tanh: a rational function from Lambert's continued fraction (12 terms) on |x| <= 9, which
-//         is 1.7x faster than a polynomial + exp blend. Max abs error 3.5e-7 (about 3 ulp near
-//         +-1, 2 ulp near 0), measured over [-10, 10] against double tanh.
+//   exp:  x = n ln2 + r (Cody-Waite, two-part ln2), exp(r) by a degree-7 polynomial on
+//         |r| <= ln2/2, times 2^n built in the exponent bits of two factors. Max relative error
+//         ~1e-7 (1 ulp) over the normal range; overflow gives inf (x > 88.72), underflow
+//         denormals and then 0 (x < -103.97), like expf.
+//   tanh: x P(x^2) / Q(x^2) with P, Q of degree 4 (a minimax fit) on |x| <= 9, clamped by
+//         integer min on the bits. Max abs error 3.3e-7 (5.5 ulp near +-1; checked on every
+//         float in [0, 9.5] against double tanh), 0.25-0.28 ns per element per core on Zen 4,
+//         1.9x faster than the degree-6/6 Lambert continued fraction it replaces.
 //   sigmoid: 1 / (1 + exp(-x)).
 // float64 keeps the C library (gradient checks want exact math; speed does not matter there).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 
 namespace attn::cpu {
 
+// Bit pattern of a float and back (compiles to nothing; vectorizes).
+inline uint32_t float_bits(float x) {
+  uint32_t b;
+  std::memcpy(&b, &x, sizeof(b));
+  return b;
+}
+inline float bits_float(uint32_t b) {
+  float x;
+  std::memcpy(&x, &b, sizeof(x));
+  return x;
+}
+
 inline float fast_exp(float x) {
-  // clamp so that 2^n stays a normal float; the result is fixed up below
-  const float xc = x < -87.33654f ? -87.33654f : (x > 88.72283f ? 88.72283f : x);
+  // |x| clamped to 104 by integer min on the magnitude's bits (see fast_tanh): exp(104)
+  // overflows to inf and exp(-104) rounds to 0 through the scaling below, so no fix-ups.
+  const uint32_t b = float_bits(x);
+  const float xc = bits_float(std::min(b & 0x7fffffffu, 0x42d00000u) | (b & 0x80000000u));
   // round to nearest by the 1.5 * 2^23 trick (vectorizes; std::nearbyint is a call)
   const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   float r = xc - n * 0.693145751953125f;  // ln2 high part (exact product for |n| < 2^9)
@@ -34,37 +51,38 @@ inline float fast_exp(float x) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  float y = p * scale;
-  y = x > 88.72283f ? INFINITY : y;
-  y = x < -87.33654f ? 0.0f : y;
+  // 2^n as 2^n1 * 2^n2, both normal floats for |n| <= 151: results near the overflow threshold
+  // stay finite (one 2^128 would be inf from x = 88.38 on) and small ones become denormals
+  const int32_t ni = static_cast<int32_t>(n);
+  const int32_t n1 = ni >> 1, n2 = ni - n1;
+  const float y = p * bits_float(static_cast<uint32_t>(n1 + 127) << 23) * bits_float(static_cast<uint32_t>(n2 + 127) << 23);
   return x != x ? x : y;  // NaN in, NaN out
 }
 
 inline float fast_tanh(float x) {
-  // Lambert's continued fraction for tanh cut after 12 terms, as x P(x^2) / Q(x^2) (degrees 6
-  // and 6 in x^2, all coefficients positive: no cancellation in float). tanh(9) rounds to 1.
-  const float xc = x < -9.0f ? -9.0f : (x > 9.0f ? 9.0f : x);
-  const float z = xc * xc;
-  float p = 1.2648855557e-13f;
-  p = p * z + 5.1797063508e-10f;
-  p = p * z + 3.2286836253e-07f;
-  p = p * z + 6.6252587992e-05f;
-  p = p * z + 5.2173913043e-03f;
-  p = p * z + 1.4666666667e-01f;
+  // tanh(x) = sign(x) * |x| P(z) / Q(z), z = x^2, |x| clamped to 9 (tanh(9) rounds to 1).
+  // P and Q have degree 4 with P(0) = Q(0) = 1: a minimax fit of the relative error on [0, 9]
+  // (scripts/fit_tanh.py; 2.2e-8 before float rounding), all coefficients positive.
+  // The clamps are integer min on the magnitude's bits (non-negative floats order as their
+  // bits): written as float compares, GCC if-converts them into compare + blend chains that
+  // cost as much as the rational function itself.
+  const uint32_t b = float_bits(x);
+  const uint32_t sign = b & 0x80000000u;
+  const float a = bits_float(std::min(b & 0x7fffffffu, 0x41100000u));  // min(|x|, 9)
+  const float z = a * a;
+  float p = 1.3420185e-08f;
+  p = p * z + 2.06615459e-05f;
+  p = p * z + 3.49901407e-03f;
+  p = p * z + 1.3383995e-01f;
   p = p * z + 1.0f;
-  float q = 1.1510458557e-11f;
-  q = q * z + 1.5193805296e-08f;
-  q = q * z + 5.2304674730e-06f;
-  q = q * z + 6.6252587992e-04f;
-  q = q * z + 3.1884057971e-02f;
-  q = q * z + 4.8000000000e-01f;
+  float q = 7.80488449e-07f;
+  q = q * z + 3.29106726e-04f;
+  q = q * z + 2.58902758e-02f;
+  q = q * z + 4.67173159e-01f;
   q = q * z + 1.0f;
-  const float y = xc * p / q;
-  const float clamped = y > 1.0f ? 1.0f : (y < -1.0f ? -1.0f : y);
-  return x != x ? x : clamped;
+  const float y = a * p / q;                                               // in [0, 1.0000003]
+  const float t = bits_float(std::min(float_bits(y), 0x3f800000u) | sign);  // min(y, 1) with x's sign
+  return x != x ? x : t;                                                   // NaN in, NaN out
 }
 
 inline float fast_sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
