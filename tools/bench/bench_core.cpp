@@ -40,7 +40,7 @@ void bench_gemm(Report& rep, const CoreOptions& opt, int64_t M, int64_t K, int64
   for (size_t i = 0; i < t.size(); ++i) {
     Row r{"core", "gemm", t[i].name, shape, t[i].median_s * 1e6, t[i].runs, {}};
     r.metrics["GFLOP/s"] = flops / t[i].median_s * 1e-9;
-    if (i % 2 == 1) r.metrics["vs_openblas"] = t[i - 1].median_s / t[i].median_s;
+    if (i % 2 == 1) r.metrics["vs_openblas"] = paired_speedup(t[i], t[i - 1]);
     rep.rows.push_back(r);
   }
 }

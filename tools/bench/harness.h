@@ -16,21 +16,39 @@ struct Timing {
   std::string name;
   double median_s = 0, min_s = 0, max_s = 0;
   int runs = 0;
+  std::vector<double> samples;  // in the order of the rounds (time_interleaved: one per round)
 };
 
 inline double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+inline double median_of(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
 inline Timing summarize(std::string name, std::vector<double> samples) {
-  std::sort(samples.begin(), samples.end());
   Timing t;
   t.name = std::move(name);
+  t.samples = samples;
+  std::sort(samples.begin(), samples.end());
   t.runs = static_cast<int>(samples.size());
   t.min_s = samples.front();
   t.max_s = samples.back();
   t.median_s = samples[samples.size() / 2];
   return t;
+}
+
+// How many times faster `a` is than `b`: the median over rounds of b's time / a's time in the
+// same round. On a machine whose speed changes by 2-3x from one second to the next, the ratio
+// of two medians mixes phases; a ratio within one round (microseconds apart) does not.
+inline double paired_speedup(const Timing& a, const Timing& b) {
+  std::vector<double> r;
+  for (size_t i = 0; i < a.samples.size() && i < b.samples.size(); ++i)
+    if (a.samples[i] > 0) r.push_back(b.samples[i] / a.samples[i]);
+  return median_of(r);
 }
 
 // Where time is read: the host clock for CPU work, device events for GPU work (which time the

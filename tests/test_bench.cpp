@@ -1,0 +1,86 @@
+// The `attn bench` tool: the timing harness (interleaved rounds, ratios taken within a round) and
+// the kernel profiler end to end on a tiny shape (every kernel and variant present, each variant
+// checked against the CPU twin before it is timed).
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+
+#include "tools/bench/harness.h"
+
+namespace attn::test {
+namespace {
+
+using namespace attn::bench;
+
+Timing with_samples(std::vector<double> s) { return summarize("x", std::move(s)); }
+
+TEST(BenchHarness, SpeedupIsTakenWithinRounds) {
+  // The machine slows down 3x for the last two rounds: b is 2x slower than a in every round, but
+  // the ratio of the two medians says 6x.
+  const Timing a = with_samples({1, 1, 1, 3, 3}), b = with_samples({2, 2, 6, 6, 6});
+  EXPECT_DOUBLE_EQ(b.median_s / a.median_s, 6.0);
+  EXPECT_DOUBLE_EQ(paired_speedup(a, b), 2.0);
+  EXPECT_DOUBLE_EQ(paired_speedup(b, a), 0.5);
+  EXPECT_EQ(a.samples.front(), 1.0);  // round order kept, not sorted
+  EXPECT_EQ(a.samples.back(), 3.0);
+}
+
+TEST(BenchHarness, VariantsAlternateWithinEveryRound) {
+  std::string order;
+  int a_calls = 0, b_calls = 0;
+  const std::vector<Timing> t = time_interleaved({{"a", [&] { order += 'a'; ++a_calls; }}, {"b", [&] { order += 'b'; ++b_calls; }}},
+                                                 /*warmup=*/2, /*reps=*/7, host_clock(), /*min_seconds=*/0.0);
+  ASSERT_EQ(t.size(), 2u);
+  EXPECT_EQ(t[0].runs, 7);
+  EXPECT_EQ(t[1].runs, 7);
+  EXPECT_EQ(t[0].samples.size(), 7u);
+  EXPECT_EQ(a_calls, 9);  // 2 warm-up rounds + 7 timed
+  EXPECT_EQ(b_calls, 9);
+  for (size_t i = 0; i < order.size(); ++i) EXPECT_EQ(order[i], i % 2 == 0 ? 'a' : 'b') << order;
+}
+
+std::string run_capture(const std::string& cmd, int* status) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  *status = pclose(p);
+  return out;
+}
+
+TEST(Cli, BenchKernelsTimesEveryVariantAfterCheckingIt) {
+  const std::string attn = std::string(ATTN_BINARY_DIR) + "/attn";
+  int status = -1;
+  const std::string out = run_capture(attn + " bench kernels --device cpu --shape B=3,S=5,H=12,V=40 --json --min-time 0.01 --reps 3 --warmup 1",
+                                      &status);
+  ASSERT_EQ(status, 0) << out;
+  const nlohmann::json j = nlohmann::json::parse(out);
+  for (const auto& note : j["notes"]) EXPECT_EQ(note.get<std::string>().find("CHECK FAILED"), std::string::npos) << note;
+  std::set<std::string> seen;
+  for (const auto& row : j["rows"]) {
+    const std::string name = row["name"], variant = row["variant"], shape = row["shape"];
+    seen.insert(name + "/" + variant + "/" + shape);
+    EXPECT_GT(row["median_us"].get<double>(), 0.0) << name << " " << variant;
+    EXPECT_GE(row["runs"].get<int>(), 3);
+    const auto& m = row["metrics"];
+    if (variant == "composed") {
+      ASSERT_TRUE(m.contains("check_err")) << name;
+      EXPECT_LT(m["check_err"].get<double>(), 1e-4) << name << " " << shape;
+    } else {
+      ASSERT_TRUE(m.contains("x_vs_composed")) << name;
+      EXPECT_GT(m["x_vs_composed"].get<double>(), 0.0);
+    }
+  }
+  for (const char* kernel : {"attention_additive", "attention_dot", "lstm_layer", "softmax_nll"})
+    for (const char* variant : {"fused", "composed"})
+      for (const char* pass : {"fwd", "fwd+bwd"})
+        EXPECT_TRUE(seen.count(std::string(kernel) + "/" + variant + "/B=3,S=5,H=12,V=40 " + pass)) << kernel << " " << variant << " " << pass;
+}
+
+}  // namespace
+}  // namespace attn::test
