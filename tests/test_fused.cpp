@@ -424,6 +424,45 @@ TEST(FusedSoftmaxNll, MinusInfinityLogitsAreMaskedClasses) {
   for (int64_t i = 0; i < 9; ++i) EXPECT_EQ(grad[static_cast<size_t>(i * 1000)], 0.0f);
 }
 
+// Rows longer than one block of the one-pass log-sum-exp (kernels/cpu/row_math.h: 1024), with
+// the maximum in the first or the last block, a whole block of -inf, and a NaN. The composed
+// version shares that log-sum-exp (through log_softmax), so the reference here is plain double
+// arithmetic on the same float logits.
+TEST(FusedSoftmaxNll, LongRowsMatchADoubleReference) {
+  const int64_t N = 6, V = 3001;
+  std::mt19937 rng(46);
+  std::uniform_real_distribution<float> u(-20.0f, 20.0f);
+  std::vector<float> x(static_cast<size_t>(N * V));
+  for (auto& v : x) v = u(rng);
+  auto at = [&](int64_t i, int64_t j) -> float& { return x[static_cast<size_t>(i * V + j)]; };
+  for (int64_t j = 0; j < V; ++j) {
+    at(1, j) = j < 1100 ? -INFINITY : at(1, j);  // the first block and more masked
+    at(2, j) = static_cast<float>(j) * 0.02f;     // maximum in the last block
+    at(3, j) = 60.0f - static_cast<float>(j) * 0.02f;  // maximum in the first block
+  }
+  at(4, 2000) = 80.0f;  // one dominant class in the middle block
+  at(5, 1500) = NAN;
+  const std::vector<int64_t> target = {7, 2999, 3000, 0, 2000, 3};
+  const Tensor logits = from_vector(x, Shape{N, V});
+  const std::vector<double> loss = softmax_nll(logits, from_vector(target, Shape{N}), -100, 0.0, Reduction::None).to_vector<double>();
+  const std::vector<double> logp = log_softmax(logits, 1).to_vector<double>();
+  for (int64_t i = 0; i < N - 1; ++i) {
+    double mx = -INFINITY, total = 0;
+    for (int64_t j = 0; j < V; ++j) mx = std::max(mx, static_cast<double>(at(i, j)));
+    for (int64_t j = 0; j < V; ++j) total += std::exp(static_cast<double>(at(i, j)) - mx);
+    const double lse = mx + std::log(total);
+    const double want = lse - static_cast<double>(at(i, target[static_cast<size_t>(i)]));
+    EXPECT_NEAR(loss[static_cast<size_t>(i)], want, 2e-6 * std::max(1.0, std::fabs(want))) << "row " << i;
+    for (int64_t j : {int64_t{0}, int64_t{1023}, int64_t{1024}, int64_t{2047}, int64_t{2048}, V - 1}) {
+      const double w = static_cast<double>(at(i, j)) - lse;
+      if (std::isinf(w)) EXPECT_EQ(logp[static_cast<size_t>(i * V + j)], w) << "row " << i << " class " << j;
+      else EXPECT_NEAR(logp[static_cast<size_t>(i * V + j)], w, 2e-6 * std::max(1.0, std::fabs(w))) << "row " << i << " class " << j;
+    }
+  }
+  EXPECT_TRUE(std::isnan(loss[N - 1])) << "a NaN logit makes the row's loss NaN";
+  EXPECT_TRUE(std::isnan(logp[static_cast<size_t>((N - 1) * V)]));
+}
+
 TEST(FusedSoftmaxNll, MatchesPyTorchCrossEntropy) {
   // torch.nn.functional.cross_entropy(logits, target, ignore_index=-100, label_smoothing=0.1)
   // for these inputs, printed by PyTorch 1.13 in float64: 0.4669263907847826

@@ -149,6 +149,11 @@ namespace {
 template <typename T>
 inline void softmax_row(const T* x, T* y, int64_t len, int64_t sx, int64_t sy, bool log) {
   using Acc = acc_t<T>;
+  if (log && sx == 1) {  // one pass over memory for the log-sum-exp, one to write
+    const T lse = static_cast<T>(row_logsumexp(x, len));
+    for (int64_t j = 0; j < len; ++j) y[j * sy] = x[j] - lse;
+    return;
+  }
   T mx = -std::numeric_limits<T>::infinity();
   if (sx == 1) {
     mx = row_max(x, len);

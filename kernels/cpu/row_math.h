@@ -3,6 +3,7 @@
 // double conversion in the loop does not) and the block sums carried in double.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <limits>
 
@@ -32,6 +33,44 @@ inline acc_t<T> row_sum_exp(const T* x, int64_t n, T shift) {
     total += static_cast<acc_t<T>>(part);
   }
   return total;
+}
+
+// log(sum_j exp(x[j])) in one pass over memory, and sum_j x[j] too when `sum` is given.
+// A row of the vocabulary (tens of KB) does not stay in L1: a max pass then a sum-of-exp pass
+// read it twice from L2 or DRAM. Here each block of kBlock elements (4 KB of float) is read from
+// memory once: its max, then its sum of exp(x - block max) from L1, merged into the running
+// (max, sum) with one rescale per block (exp in double). A block of -inf contributes nothing
+// (its shift is 0, not -inf - -inf); NaN propagates; +inf gives NaN, as log-sum-exp does.
+template <typename T>
+inline acc_t<T> row_logsumexp(const T* x, int64_t n, acc_t<T>* sum = nullptr) {
+  using Acc = acc_t<T>;
+  constexpr int64_t kBlock = 1024;
+  Acc m = -std::numeric_limits<Acc>::infinity(), total = 0, plain = 0;
+  for (int64_t j0 = 0; j0 < n; j0 += kBlock) {
+    const int64_t len = j0 + kBlock < n ? kBlock : n - j0;
+    const T* b = x + j0;
+    const T bm = row_max(b, len);
+    const T shift = bm == -std::numeric_limits<T>::infinity() ? T(0) : bm;
+    T part = 0;
+#pragma omp simd reduction(+ : part)
+    for (int64_t j = 0; j < len; ++j) part += exp_t(b[j] - shift);
+    if (sum) {
+      T p = 0;
+#pragma omp simd reduction(+ : p)
+      for (int64_t j = 0; j < len; ++j) p += b[j];
+      plain += static_cast<Acc>(p);
+    }
+    if (part == T(0)) continue;  // every element -inf (or underflowed)
+    const Acc bshift = static_cast<Acc>(shift);
+    if (bshift > m) {
+      total = total * std::exp(m - bshift) + static_cast<Acc>(part);
+      m = bshift;
+    } else {
+      total += static_cast<Acc>(part) * std::exp(bshift - m);
+    }
+  }
+  if (sum) *sum = plain;
+  return m + std::log(total);
 }
 
 // sum_j x[j]

@@ -1,4 +1,4 @@
-// CPU fused softmax + NLL: one pass for max, one for sum(exp) (the log-sum-exp), one pick; the
+// CPU fused softmax + NLL: one pass over the row for the log-sum-exp (row_logsumexp), one pick; the
 // backward writes grad * (softmax - q) row by row from the logits and the saved log-sum-exp.
 // Rows run in parallel; the vocabulary is the vectorized inner loop (fast exp for float).
 #include <limits>
@@ -29,8 +29,8 @@ void CpuBackend::softmax_nll_forward(const Tensor& logits, const Tensor& target,
     parallel_for(N, std::max<int64_t>(1, kParallelGrain / (4 * V)), [&](int64_t r0, int64_t r1) {
       for (int64_t i = r0; i < r1; ++i) {
         const T* row = x + i * V;
-        const T mx = row_max(row, V);
-        const Acc l = static_cast<Acc>(mx) + std::log(row_sum_exp(row, V, mx));
+        Acc row_total = 0;
+        const Acc l = row_logsumexp(row, V, smoothing == 0.0 ? nullptr : &row_total);
         lsep[i] = static_cast<T>(l);
         const int64_t c = t[i * ts];
         if (c == ignore_index) {
@@ -38,7 +38,7 @@ void CpuBackend::softmax_nll_forward(const Tensor& logits, const Tensor& target,
           continue;
         }
         const Acc nll = l - static_cast<Acc>(row[c]);
-        lp[i] = static_cast<T>(smoothing == 0.0 ? nll : (1.0 - smoothing) * nll + smoothing * (l - row_sum(row, V) / static_cast<Acc>(V)));
+        lp[i] = static_cast<T>(smoothing == 0.0 ? nll : (1.0 - smoothing) * nll + smoothing * (l - row_total / static_cast<Acc>(V)));
       }
     });
   });
