@@ -24,7 +24,8 @@ for lib in $(ldd "$stage/attn_tests" | awk '/=>/ {print $3}'); do
     *) cp -L "$lib" "$stage/lib/" ;;
   esac
 done
-git rev-parse HEAD > "$stage/COMMIT"
+git describe --always --dirty --abbrev=40 > "$stage/COMMIT"
+bash scripts/src-hash.sh > "$stage/SRCHASH"  # tools/gpu-check.sh refuses to call a stale bundle current
 rm -rf gpu-bundle && mkdir -p gpu-bundle
 tar -cJf gpu-bundle/bundle.tar.xz -C "$(dirname "$stage")" bundle
 rm -rf "$(dirname "$stage")"

@@ -217,8 +217,11 @@ std::function<std::vector<Tensor>(const std::vector<Tensor>&)> attn_fn(bool addi
   };
 }
 
-const std::vector<AttnShape> kAttnShapes = {{4, 0, 7, 6, 5}, {1, 0, 1, 3, 2}, {3, 0, 600, 17, 9},
-                                            {2, 3, 5, 33, 7}, {5, 4, 9, 32, 16}, {1, 2, 1, 4, 3}};
+// The last shape has H and A above the kernels' chunk widths (CPU backward: 32 features; CUDA
+// context: 256 per block) and not multiples of them.
+const std::vector<AttnShape> kAttnShapes = {{4, 0, 7, 6, 5},   {1, 0, 1, 3, 2},   {3, 0, 600, 17, 9},
+                                            {2, 3, 5, 33, 7},  {5, 4, 9, 32, 16}, {1, 2, 1, 4, 3},
+                                            {2, 2, 11, 300, 70}};
 
 TEST(FusedAttention, MatchesComposedValuesAndGradients) {
   uint64_t seed = 20;
@@ -241,7 +244,8 @@ TEST(FusedAttention, GradientsMatchFiniteDifferences) {
   Generator g(30);
   std::mt19937 rng(30);
   for (bool additive : {true, false}) {
-    for (AttnShape s : {AttnShape{3, 0, 4, 3, 2}, AttnShape{2, 2, 3, 3, 4}}) {
+    // the last shape has a full feature chunk of the CPU backward (32) and a tail
+    for (AttnShape s : {AttnShape{3, 0, 4, 3, 2}, AttnShape{2, 2, 3, 3, 4}, AttnShape{2, 2, 3, 35, 35}}) {
       std::vector<Tensor> in = attn_inputs(g, rng, s, additive, DType::Float64);
       auto f = attn_fn(additive, true);
       auto fn = [&](const std::vector<Tensor>& x) {
@@ -525,14 +529,16 @@ TEST(FusedCuda, LstmMatchesCpu) {
 TEST(FusedCuda, AttentionMatchesCpu) {
   REQUIRE_GPU();
   uint64_t seed = 70;
+  std::vector<AttnShape> shapes = kAttnShapes;
+  shapes.push_back({2, 0, 6, 40, 1030});  // A > 1024: the backward's dv sums over several blocks
   for (bool additive : {true, false}) {
-    for (const AttnShape& s : kAttnShapes) {
+    for (const AttnShape& s : shapes) {
       Generator g(seed);
       std::mt19937 rng(static_cast<uint32_t>(seed++));
       std::vector<Tensor> in = attn_inputs(g, rng, s, additive);
       std::vector<Tensor> R = upstream_for(run(attn_fn(additive, true), in, {}).outs, g);
       expect_same(run(attn_fn(additive, true), to_device(in, kCUDA), R), run(attn_fn(additive, true), in, R), 1e-5,
-                  fmt::format("cuda {} S{}", additive ? "additive" : "dot", s.S));
+                  fmt::format("cuda {} B{} T{} S{} H{} A{}", additive ? "additive" : "dot", s.B, s.T, s.S, s.H, s.A));
     }
   }
 }

@@ -146,8 +146,8 @@ void move_chunks(const Rnn& r, const std::vector<Tensor>& params, const Tensor& 
 
 struct CudnnLstmBackward final : Node {
   std::shared_ptr<Rnn> r;
-  SavedTensor x, hx, cx;
-  Tensor y, reserve;
+  SavedTensor x, hx, cx, y;  // y: the output, saved detached (no reference cycle) with its version
+  Tensor reserve;
   std::vector<Shape> param_shapes;
   CudnnLstmBackward() { num_outputs = 3; }
   std::string_view name() const override { return "CudnnLstmBackward"; }
@@ -156,7 +156,8 @@ struct CudnnLstmBackward final : Node {
     const Device dev = xx.device();
     const cudaStream_t stream = context(dev).stream;
     const Options opt{xx.dtype(), dev};
-    const Tensor dy = g[0].defined() ? g[0].contiguous() : zeros(y.shape(), opt);
+    const Tensor y_out = y.unpack(name());  // fails if the output was modified in place since
+    const Tensor dy = g[0].defined() ? g[0].contiguous() : zeros(y_out.shape(), opt);
     const Tensor dhy = g[1].defined() ? g[1].contiguous() : zeros(h0.shape(), opt);
     const Tensor dcy = g[2].defined() ? g[2].contiguous() : zeros(c0.shape(), opt);
     // dx zeroed: cuDNN documents its padding fill for outputs only, and padded positions of x
@@ -164,14 +165,14 @@ struct CudnnLstmBackward final : Node {
     Tensor dx = zeros(xx.shape(), opt), dhx = empty(h0.shape(), opt), dcx = empty(c0.shape(), opt);
     Tensor work = empty(Shape{static_cast<int64_t>(r->work_bytes) + 1}, {DType::Bool, dev});
     ATTN_CUDNN_CHECK(cudnnRNNBackwardData_v8(
-        r->handle, r->rnn, static_cast<const int32_t*>(r->dev_lengths.raw_data()), r->yd, y.raw_data(), dy.raw_data(), r->xd,
+        r->handle, r->rnn, static_cast<const int32_t*>(r->dev_lengths.raw_data()), r->yd, y_out.raw_data(), dy.raw_data(), r->xd,
         dx.raw_data(), r->hd, h0.raw_data(), dhy.raw_data(), dhx.raw_data(), r->hd, c0.raw_data(), dcy.raw_data(),
         dcx.raw_data(), r->weight_bytes, r->weights.raw_data(), r->work_bytes, work.raw_data(), r->reserve_bytes,
         reserve.raw_data()));
     Tensor dweights = zeros(r->weights.shape(), opt);
     ATTN_CUDNN_CHECK(cudnnRNNBackwardWeights_v8(
         r->handle, r->rnn, CUDNN_WGRAD_MODE_ADD, static_cast<const int32_t*>(r->dev_lengths.raw_data()), r->xd,
-        xx.raw_data(), r->hd, h0.raw_data(), r->yd, y.raw_data(), r->weight_bytes, dweights.raw_data(), r->work_bytes,
+        xx.raw_data(), r->hd, h0.raw_data(), r->yd, y_out.raw_data(), r->weight_bytes, dweights.raw_data(), r->work_bytes,
         work.raw_data(), r->reserve_bytes, reserve.raw_data()));
     std::vector<Tensor> dparams;
     for (const Shape& s : param_shapes) dparams.push_back(empty(s, opt));
@@ -187,7 +188,8 @@ struct CudnnLstmBackward final : Node {
     x.release();
     hx.release();
     cx.release();
-    y = reserve = Tensor();
+    y.release();
+    reserve = Tensor();
     r.reset();
   }
 };
@@ -240,7 +242,7 @@ kernels::CudnnLstmOutput CudaBackend::cudnn_lstm(const Tensor& x_in, const Tenso
     node->x = SavedTensor(x);
     node->hx = SavedTensor(hx);
     node->cx = SavedTensor(cx);
-    node->y = y.detach();  // y itself gets this node as grad_fn: a plain copy would be a reference cycle
+    node->y = SavedTensor(y, /*is_output=*/true);
     node->reserve = reserve;
     set_history(out.output, node, 0);
     set_history(out.h_n, node, 1);
