@@ -164,5 +164,34 @@ TEST(Autograd, GradientFlowsThroughDtypeCasts) {
   EXPECT_TRUE(all_close(x.grad(), mul(x.detach(), 2.0), 1e-6, 1e-7));
 }
 
+// Dimensions of size 0 go through forward and backward without dividing by them (a thread
+// grain of kParallelGrain / len) or checking the layout of an empty output.
+TEST(Autograd, EmptyDimensionsForwardAndBackward) {
+  Tensor x = zeros({2, 0});
+  x.requires_grad_(true);
+  Tensor s = sum(softmax(x, 1)) + sum(log_softmax(x, 1));
+  s.backward();
+  ASSERT_TRUE(x.grad().defined());
+  EXPECT_EQ(x.grad().shape(), (Shape{2, 0}));
+
+  Generator g(3);
+  Tensor a = uniform({3, 4}, -1.0, 1.0, g), w = zeros({0, 4});
+  a.requires_grad_(true);
+  w.requires_grad_(true);
+  Tensor y = linear(a, w);
+  EXPECT_EQ(y.shape(), (Shape{3, 0}));
+  sum(y).backward();
+  EXPECT_EQ(w.grad().shape(), (Shape{0, 4}));
+  // no gradient flows from an empty output: a's gradient is all zeros
+  for (double v : a.grad().to_vector<double>()) EXPECT_EQ(v, 0.0);
+  // no input features: the output is the bias on every row (as in PyTorch)
+  Tensor bias = uniform({2}, -1.0, 1.0, g);
+  Tensor z = linear(zeros({3, 0}), zeros({2, 0}), bias);
+  EXPECT_EQ(z.shape(), (Shape{3, 2}));
+  EXPECT_TRUE(all_close(z, bias.unsqueeze(0).expand({3, 2}), 0.0, 0.0));
+  // a negative size is no size
+  EXPECT_THROW(ones({1, 3}).expand({-2, 3}), ShapeError);
+}
+
 }  // namespace
 }  // namespace attn::test

@@ -375,6 +375,65 @@ std::vector<Tensor> nll_inputs(Generator& g, std::mt19937& rng, int64_t N, int64
   return {logits, from_vector(t, Shape{N})};
 }
 
+// ---------------------------------------------------------------- inputs in other layouts, threads
+
+// The kernels index lengths[b]: a strided column of a table, or one length expanded over the
+// batch (stride 0), must give what the contiguous lengths give.
+std::vector<Tensor> lengths_layouts(const std::vector<int64_t>& v) {
+  const int64_t B = static_cast<int64_t>(v.size());
+  std::vector<int64_t> table;
+  for (int64_t x : v) {
+    table.push_back(x);
+    table.push_back(1000000);  // a value no kernel may read as a length
+  }
+  return {from_vector(v, Shape{B}), from_vector(table, Shape{B, 2}).select(1, 0)};
+}
+
+TEST(FusedKernels, LengthsInAnyLayout) {
+  Generator g(81);
+  std::mt19937 rng(81);
+  const std::vector<int64_t> lv = {3, 1, 5, 2};
+  const std::vector<Tensor> layouts = lengths_layouts(lv);
+  ASSERT_FALSE(layouts[1].is_contiguous());
+  for (bool additive : {true, false}) {
+    std::vector<Tensor> in = attn_inputs(g, rng, AttnShape{4, 2, 5, 6, 7}, additive);
+    in[2] = layouts[0];
+    const std::vector<Tensor> R = upstream_for(run(attn_fn(additive, true), in, {}).outs, g);
+    const Result want = run(attn_fn(additive, true), in, R);
+    in[2] = layouts[1];
+    expect_same(run(attn_fn(additive, true), in, R), want, 1e-7, additive ? "additive, strided lengths" : "dot, strided lengths");
+    in[2] = full({1}, 4.0, {.dtype = DType::Int64}).expand({4});
+    const Result expanded = run(attn_fn(additive, true), in, R);
+    in[2] = full({4}, 4.0, {.dtype = DType::Int64});
+    expect_same(expanded, run(attn_fn(additive, true), in, R), 1e-7, "expanded lengths");
+  }
+  std::vector<Tensor> in = lstm_inputs(g, rng, LstmShape{4, 5, 3, 6});
+  in[1] = layouts[0];
+  const std::vector<Tensor> R = upstream_for(run(lstm_fn(kFusedLstm, false), in, {}).outs, g);
+  const Result want = run(lstm_fn(kFusedLstm, false), in, R);
+  in[1] = layouts[1];
+  expect_same(run(lstm_fn(kFusedLstm, false), in, R), want, 1e-7, "lstm, strided lengths");
+}
+
+// Ops called from the threads of the caller's own OpenMP team (nested: the op's kernels run
+// on the calling thread alone) give each caller the result of a plain call.
+TEST(FusedKernels, CallsFromInsideAParallelRegion) {
+  Generator g(82);
+  std::mt19937 rng(82);
+  constexpr int kCallers = 6;  // more than the default team, so thread ranks exceed it
+  std::vector<std::vector<Tensor>> ins, Rs;
+  std::vector<Result> want;
+  for (int c = 0; c < kCallers; ++c) {
+    ins.push_back(attn_inputs(g, rng, AttnShape{8, 2, 9, 16, 40}, true));
+    Rs.push_back(upstream_for(run(attn_fn(true, true), ins.back(), {}).outs, g));
+    want.push_back(run(attn_fn(true, true), ins.back(), Rs.back()));
+  }
+  std::vector<Result> got(kCallers);
+#pragma omp parallel for num_threads(kCallers)
+  for (int c = 0; c < kCallers; ++c) got[static_cast<size_t>(c)] = run(attn_fn(true, true), ins[static_cast<size_t>(c)], Rs[static_cast<size_t>(c)]);
+  for (int c = 0; c < kCallers; ++c) expect_same(got[static_cast<size_t>(c)], want[static_cast<size_t>(c)], 1e-6, fmt::format("caller {}", c));
+}
+
 TEST(FusedSoftmaxNll, MatchesComposedValuesAndGradients) {
   const std::vector<NllCase> cases = {{7, 11, 0.0, Reduction::Mean}, {7, 11, 0.1, Reduction::Mean},
                                       {33, 1000, 0.0, Reduction::Sum}, {33, 1000, 0.2, Reduction::None},

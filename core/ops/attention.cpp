@@ -95,6 +95,7 @@ AttentionOutput attention(const Tensor& query_in, const Tensor& keys_in, const T
              "{}: lengths must be int64 ({}), got {} {}", op, B, lengths.dtype(), lengths.shape());
   auto& be = kernels::dispatch(op, {&query_in, &keys_in, &v_in, &values_in, &lengths});
   check_lengths(lengths, S, op);
+  const Tensor lens = lengths.contiguous();  // the kernels index lengths[b] directly
 
   const int64_t T = single ? 1 : query_in.size(1);
   Tensor q = query_in.contiguous();
@@ -109,7 +110,7 @@ AttentionOutput attention(const Tensor& query_in, const Tensor& keys_in, const T
   Tensor tanh_cache;
   if (additive && grad && q.device().is_cpu() && B * T * S * D <= (int64_t{16} << 20))
     tanh_cache = empty(Shape{B, T, S, D}, opt);
-  be.attention_forward(q, k, vv, val, lengths, context, weights, tanh_cache);
+  be.attention_forward(q, k, vv, val, lens, context, weights, tanh_cache);
 
   AttentionOutput out{context, weights};
   if (single) {
@@ -125,7 +126,7 @@ AttentionOutput attention(const Tensor& query_in, const Tensor& keys_in, const T
       node->v = SavedTensor(vv);
     }
     node->values = SavedTensor(val);
-    node->lengths = SavedTensor(lengths);
+    node->lengths = SavedTensor(lens);
     node->weights = SavedTensor(weights, /*is_output=*/true);
     node->additive = additive;
     node->single = single;

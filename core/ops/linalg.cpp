@@ -123,13 +123,21 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
 
 namespace {
 
+// Rows of t seen as a matrix over its last dimension: the product of the others (reshape with -1
+// cannot infer it when the last dimension is 0).
+int64_t leading_rows(const Tensor& t) {
+  int64_t n = 1;
+  for (int64_t d = 0; d + 1 < t.dim(); ++d) n *= t.size(d);
+  return n;
+}
+
 struct LinearBackward final : Node {
   SavedTensor x2, weight;  // x as (N, in); weight (out, in)
   Shape x_shape;
   std::string_view name() const override { return "LinearBackward"; }
   TensorList apply(TensorList& g) override {
     const int64_t out_f = g[0].size(-1);
-    Tensor g2 = g[0].reshape(Shape{-1, out_f});  // (N, out)
+    Tensor g2 = g[0].reshape(Shape{leading_rows(g[0]), out_f});  // (N, out)
     const int64_t N = g2.size(0);
     auto& be = kernels::backend(g2.device());
     TensorList out(next_edges.size());
@@ -174,7 +182,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   Tensor x2;
   {
     NoGradGuard g;  // the node below records the whole op
-    x2 = x.reshape(Shape{-1, in_f});
+    x2 = x.reshape(Shape{leading_rows(x), in_f});
   }
   const int64_t N = x2.size(0);
   Shape out_shape = x.shape();
@@ -209,7 +217,7 @@ Tensor linear_with_output(const Tensor& x, const Tensor& weight, const Tensor& b
     Tensor x2;
     {
       NoGradGuard g;
-      x2 = x.reshape(Shape{-1, x.size(-1)});
+      x2 = x.reshape(Shape{leading_rows(x), x.size(-1)});
     }
     if (needs_grad(weight)) node->x2 = SavedTensor(x2);
     if (needs_grad(x)) node->weight = SavedTensor(weight);

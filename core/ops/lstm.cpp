@@ -125,6 +125,7 @@ LstmLayerOutput lstm_layer(const Tensor& x_in, const Tensor& lengths, const Tens
                            const Tensor& w_ih, const Tensor& w_hh, const Tensor& b_ih, const Tensor& b_hh,
                            bool reverse) {
   check_lstm_args(x_in, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh);
+  const Tensor lens = lengths.contiguous();  // the kernels index lengths[b] directly
   const Tensor x = x_in.contiguous();
   const int64_t B = x.size(0), S = x.size(1), I = x.size(2), H = w_hh.size(1);
   const Options opt{x.dtype(), x.device()};
@@ -151,7 +152,7 @@ LstmLayerOutput lstm_layer(const Tensor& x_in, const Tensor& lengths, const Tens
     const int64_t t = reverse ? S - 1 - step : step;
     const int64_t st = grad ? t : 0;
     be.bmm(as3(gates), as3(h), whh_t, false);
-    be.lstm_cell_forward(step_view(xproj, t), gates, lengths, t, h, c, step_view(output, t), step_view(act, st),
+    be.lstm_cell_forward(step_view(xproj, t), gates, lens, t, h, c, step_view(output, t), step_view(act, st),
                          step_view(hprev, st), step_view(cprev, st));
   }
   LstmLayerOutput out{output, h, c};
@@ -160,7 +161,7 @@ LstmLayerOutput lstm_layer(const Tensor& x_in, const Tensor& lengths, const Tens
     node->x = SavedTensor(x);
     node->w_ih = SavedTensor(w_ih);
     node->w_hh = SavedTensor(w_hh);
-    node->lengths = SavedTensor(lengths);
+    node->lengths = SavedTensor(lens);
     node->act = act;
     node->hprev = hprev;
     node->cprev = cprev;

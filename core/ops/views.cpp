@@ -294,7 +294,7 @@ Tensor Tensor::expand(const Shape& target) const {
     }
     const int64_t have = shape()[i - lead];
     const int64_t want = target[i] == -1 ? have : target[i];
-    ATTN_CHECK(have == want || have == 1, ShapeError,
+    ATTN_CHECK(want >= 0 && (have == want || have == 1), ShapeError,
                "expand: cannot expand shape {} to {} (dim {}: {} to {})", shape(), target, i, have, want);
     s[i] = want;
     st[i] = have == want ? strides()[i - lead] : 0;

@@ -223,8 +223,12 @@ void CpuBackend::attention_backward(const Tensor& query, const Tensor& keys, con
     const int nthreads = omp_get_max_threads();
     std::vector<acc_t<Tt>> dv_partial(additive ? static_cast<size_t>(nthreads * D) : 0, 0);
     const int64_t work = T * S * (H + (additive ? 2 * D : D));
+    // Inside another parallel region parallel_for runs on the calling thread alone, whose
+    // omp_get_thread_num() is its rank in the outer team (possibly >= nthreads).
+    const bool nested = omp_in_parallel();
     parallel_for(B, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(work, 1)), [&](int64_t b0, int64_t b1) {
-      acc_t<Tt>* dv_sum = additive ? dv_partial.data() + omp_get_thread_num() * D : nullptr;
+      const int tid = nested ? 0 : omp_get_thread_num();
+      acc_t<Tt>* dv_sum = additive ? dv_partial.data() + tid * D : nullptr;
       std::vector<Tt> dscore(static_cast<size_t>(S));
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t n = len[b];

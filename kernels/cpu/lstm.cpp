@@ -14,7 +14,7 @@ void CpuBackend::lstm_cell_forward(const Tensor& xproj_t, const Tensor& gates, c
   const int64_t* len = lengths.data<int64_t>();
   dispatch_float(h.dtype(), "lstm_cell_forward", [&](auto tag) {
     using T = decltype(tag);
-    parallel_for(B, std::max<int64_t>(1, kParallelGrain / (8 * H)), [&](int64_t b0, int64_t b1) {
+    parallel_for(B, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(8 * H, 1)), [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
         const T* zx = xproj_t.data<T>() + b * xproj_t.stride(0);
         const T* zh = gates.data<T>() + b * gates.stride(0);
@@ -57,7 +57,7 @@ void CpuBackend::lstm_cell_backward(const Tensor& act_t, const Tensor& cprev_t, 
   const int64_t* len = lengths.data<int64_t>();
   dispatch_float(dh.dtype(), "lstm_cell_backward", [&](auto tag) {
     using T = decltype(tag);
-    parallel_for(B, std::max<int64_t>(1, kParallelGrain / (8 * H)), [&](int64_t b0, int64_t b1) {
+    parallel_for(B, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(8 * H, 1)), [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
         const T* ab = act_t.data<T>() + b * act_t.stride(0);
         const T* cp = cprev_t.data<T>() + b * cprev_t.stride(0);

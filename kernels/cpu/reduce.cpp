@@ -115,7 +115,7 @@ void CpuBackend::max(const Tensor& values, const Tensor& indices, const Tensor& 
     const T* xp = x.data<T>();
     T* vp = values.data<T>();
     int64_t* ip = indices.data<int64_t>();
-    parallel_for(rs.rows, std::max<int64_t>(1, kParallelGrain / rs.len), [&](int64_t b, int64_t e) {
+    parallel_for(rs.rows, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(rs.len, 1)), [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r) {
         int64_t off[3];
         rs.offsets(r, off);
@@ -201,7 +201,7 @@ void CpuBackend::softmax(const Tensor& out, const Tensor& x, int64_t dim, bool l
     using T = decltype(tag);
     const T* xp = x.data<T>();
     T* op = out.data<T>();
-    parallel_for(rs.rows, std::max<int64_t>(1, kParallelGrain / rs.len), [&](int64_t b, int64_t e) {
+    parallel_for(rs.rows, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(rs.len, 1)), [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r) {
         int64_t off[2];
         rs.offsets(r, off);
@@ -221,7 +221,7 @@ void CpuBackend::softmax_backward(const Tensor& grad_x, const Tensor& grad_y, co
     const T* gy = grad_y.data<T>();
     const T* yp = y.data<T>();
     const int64_t s0 = rs.step[0], s1 = rs.step[1], s2 = rs.step[2], len = rs.len;
-    parallel_for(rs.rows, std::max<int64_t>(1, kParallelGrain / len), [&](int64_t b, int64_t e) {
+    parallel_for(rs.rows, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(len, 1)), [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r) {
         int64_t off[3];
         rs.offsets(r, off);

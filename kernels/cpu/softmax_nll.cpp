@@ -26,7 +26,7 @@ void CpuBackend::softmax_nll_forward(const Tensor& logits, const Tensor& target,
     const T* x = logits.data<T>();
     T* lp = losses.data<T>();
     T* lsep = lse.data<T>();
-    parallel_for(N, std::max<int64_t>(1, kParallelGrain / (4 * V)), [&](int64_t r0, int64_t r1) {
+    parallel_for(N, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(4 * V, 1)), [&](int64_t r0, int64_t r1) {
       for (int64_t i = r0; i < r1; ++i) {
         const T* row = x + i * V;
         Acc row_total = 0;
@@ -59,7 +59,7 @@ void CpuBackend::softmax_nll_backward(const Tensor& logits, const Tensor& target
     T* gx = grad_logits.data<T>();
     const T uniform = static_cast<T>(smoothing / static_cast<double>(V));
     const T hit = static_cast<T>(1.0 - smoothing);
-    parallel_for(N, std::max<int64_t>(1, kParallelGrain / (2 * V)), [&](int64_t r0, int64_t r1) {
+    parallel_for(N, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(2 * V, 1)), [&](int64_t r0, int64_t r1) {
       for (int64_t i = r0; i < r1; ++i) {
         const T* row = x + i * V;
         T* out = gx + i * V;
