@@ -13,6 +13,14 @@ bool g_allow_tf32 = false;
 void set_allow_tf32(bool on) { g_allow_tf32 = on; }
 bool allow_tf32() { return g_allow_tf32; }
 
+void Backend::matmul_prepared(const Tensor& out, const Tensor& a, const Tensor& b, const PreparedMatrix*, bool accumulate) {
+  auto as3 = [](const Tensor& m) {  // (R, C) -> (1, R, C) over the same memory, no autograd
+    return Tensor(std::make_shared<TensorImpl>(m.storage(), Shape{1, m.size(0), m.size(1)},
+                                               Strides{0, m.stride(0), m.stride(1)}, m.offset(), m.dtype()));
+  };
+  bmm(as3(out), as3(a), as3(b), accumulate);
+}
+
 Backend& backend(Device device) {
   if (device.is_cpu()) return cpu::cpu_backend();
 #if ATTN_WITH_CUDA

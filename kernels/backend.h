@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <memory>
 #include <string_view>
 #include <vector>
 
@@ -35,6 +36,11 @@ struct AdamConfig {
 // What the cuDNN LSTM returns (see core/nn/lstm.h).
 struct CudnnLstmOutput {
   Tensor output, h_n, c_n;
+};
+
+// A right-hand matrix prepared once for many products with it (see Backend::prepare_rhs).
+struct PreparedMatrix {
+  virtual ~PreparedMatrix() = default;
 };
 
 class Backend {
@@ -71,6 +77,13 @@ class Backend {
   // stride in either of the last two dims is passed to BLAS as a transpose flag, not copied;
   // a batch stride of 0 broadcasts.
   virtual void bmm(const Tensor& out, const Tensor& a, const Tensor& b, bool accumulate) = 0;
+  // For a b (K, N) that multiplies many a's (the recurrent weight of an LSTM, at every time
+  // step): prepare it once (the CPU packs float matrices for its small-batch kernel; nullptr
+  // where a backend has nothing to prepare), then out (M, N) = a (M, K) @ b (+ out if
+  // accumulate), 2-d, with the same b and its preparation (or nullptr: a plain bmm).
+  virtual std::shared_ptr<const PreparedMatrix> prepare_rhs(const Tensor& b) { return nullptr; }
+  virtual void matmul_prepared(const Tensor& out, const Tensor& a, const Tensor& b, const PreparedMatrix* prepared,
+                               bool accumulate);
 
   // ---- indexing ----
   // out (N, D) = weight[indices] with weight (V, D), indices (N) int64; IndexError when out of range.

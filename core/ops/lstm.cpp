@@ -32,6 +32,12 @@ Tensor transposed3(const Tensor& w) {  // (R, C) -> (1, C, R) transposed view
   return alias(w, Shape{1, w.size(1), w.size(0)}, Strides{0, w.stride(1), w.stride(0)}, w.offset());
 }
 
+// The recurrent weight multiplies the batch at every step: prepared once (packed, on the CPU)
+// when there are enough steps to pay for it.
+std::shared_ptr<const kernels::PreparedMatrix> prepare_recurrent(kernels::Backend& be, const Tensor& w, int64_t steps) {
+  return steps >= 4 ? be.prepare_rhs(w) : nullptr;
+}
+
 struct LstmLayerBackward final : Node {
   SavedTensor x, w_ih, w_hh, lengths;
   Tensor act, hprev, cprev;  // internal buffers, never visible outside the op
@@ -49,12 +55,13 @@ struct LstmLayerBackward final : Node {
     Tensor dc = g[2].defined() ? g[2].contiguous().clone() : zeros(Shape{B, H}, opt);
     const Tensor dout = g[0].defined() ? g[0].contiguous() : Tensor();
     Tensor dG = empty(Shape{B, S, 4 * H}, opt);
+    const auto whh_prepared = prepare_recurrent(be, whh, S);
     for (int64_t step = 0; step < S; ++step) {
       const int64_t t = reverse ? step : S - 1 - step;  // the forward's order, backwards
       Tensor dg_t = step_view(dG, t);
       be.lstm_cell_backward(step_view(act, t), step_view(cprev, t), lens, t,
                             dout.defined() ? step_view(dout, t) : Tensor(), dh, dc, dg_t);
-      be.bmm(as3(dh), as3(dg_t), as3(whh), /*accumulate=*/true);  // dh += dgates_t W_hh
+      be.matmul_prepared(dh, dg_t, whh, whh_prepared.get(), /*accumulate=*/true);  // dh += dgates_t W_hh
     }
     const Tensor dG2 = alias(dG, Shape{B * S, 4 * H}, Strides{4 * H, 1}, 0);
     TensorList out(7);
@@ -147,11 +154,12 @@ LstmLayerOutput lstm_layer(const Tensor& x_in, const Tensor& lengths, const Tens
   Tensor act = empty(Shape{B, saved_steps, 4 * H}, opt);
   Tensor hprev = empty(Shape{B, saved_steps, H}, opt), cprev = empty(Shape{B, saved_steps, H}, opt);
   Tensor gates = empty(Shape{B, 4 * H}, opt);
-  const Tensor whh_t = transposed3(w_hh);
+  const Tensor whh_t = alias(w_hh, Shape{H, 4 * H}, Strides{w_hh.stride(1), w_hh.stride(0)}, w_hh.offset());  // W_hh^T
+  const auto whh_prepared = prepare_recurrent(be, whh_t, S);
   for (int64_t step = 0; step < S; ++step) {
     const int64_t t = reverse ? S - 1 - step : step;
     const int64_t st = grad ? t : 0;
-    be.bmm(as3(gates), as3(h), whh_t, false);
+    be.matmul_prepared(gates, h, whh_t, whh_prepared.get(), false);  // gates = h W_hh^T
     be.lstm_cell_forward(step_view(xproj, t), gates, lens, t, h, c, step_view(output, t), step_view(act, st),
                          step_view(hprev, st), step_view(cprev, st));
   }

@@ -28,6 +28,9 @@ class CpuBackend final : public kernels::Backend {
                         bool log) override;
 
   void bmm(const Tensor& out, const Tensor& a, const Tensor& b, bool accumulate) override;
+  std::shared_ptr<const kernels::PreparedMatrix> prepare_rhs(const Tensor& b) override;
+  void matmul_prepared(const Tensor& out, const Tensor& a, const Tensor& b, const kernels::PreparedMatrix* prepared,
+                       bool accumulate) override;
 
   void index_select(const Tensor& out, const Tensor& weight, const Tensor& indices) override;
   void index_add(const Tensor& grad_weight, const Tensor& indices, const Tensor& grad) override;

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/packed_gemm.h"
 #include "kernels/iter.h"
 
 namespace attn::cpu {
@@ -102,6 +103,39 @@ void CpuBackend::bmm(const Tensor& out, const Tensor& a_in, const Tensor& b_in, 
       gemm_call(ma.trans, mb.trans, M, N, K, ap + i * sa, ma.ld, bp + i * sb, mb.ld, beta, cp + i * sc, mc.ld);
     }
   });
+}
+
+namespace {
+
+struct CpuPrepared final : kernels::PreparedMatrix {
+  PackedPanels panels;
+  const void* source = nullptr;  // b's first element and geometry, to catch a mismatched b
+  Shape shape;
+  Strides strides;
+};
+
+}  // namespace
+
+std::shared_ptr<const kernels::PreparedMatrix> CpuBackend::prepare_rhs(const Tensor& b) {
+  if (b.dtype() != DType::Float32 || b.dim() != 2) return nullptr;  // others take the plain bmm
+  auto p = std::make_shared<CpuPrepared>();
+  p->panels = pack_panels(b.data<float>(), b.size(0), b.size(1), b.stride(0), b.stride(1));
+  p->source = b.data<float>();
+  p->shape = b.shape();
+  p->strides = b.strides();
+  return p;
+}
+
+void CpuBackend::matmul_prepared(const Tensor& out, const Tensor& a, const Tensor& b, const kernels::PreparedMatrix* prepared,
+                                 bool accumulate) {
+  const auto* p = dynamic_cast<const CpuPrepared*>(prepared);
+  const bool packed_ok = p && a.dtype() == DType::Float32 && out.dtype() == DType::Float32 && a.dim() == 2 &&
+                         out.dim() == 2 && a.stride(1) == 1 && out.stride(1) == 1 && a.size(1) == p->panels.K &&
+                         out.size(1) == p->panels.N && out.size(0) == a.size(0);
+  if (!packed_ok) return Backend::matmul_prepared(out, a, b, nullptr, accumulate);
+  ATTN_ASSERT(b.data<float>() == p->source && b.shape() == p->shape && b.strides() == p->strides,
+              "matmul_prepared: b is not the matrix that was prepared");
+  packed_gemm(a.size(0), a.data<float>(), a.stride(0), p->panels, out.data<float>(), out.stride(0), accumulate);
 }
 
 }  // namespace attn::cpu

@@ -1,11 +1,14 @@
 // `attn bench core`: the engine's own overheads on the CPU.
 //  - gemm: the translator's classifier, (576 x 512) @ (512 x 10000), through linear() and
 //    matmul() against OpenBLAS sgemm called directly on the same operands, interleaved.
+//  - recurrent_gemm: an LSTM step's h W_hh^T, (B x H) @ (H x 4H) for B 32 and 128, H 256: the
+//    prepared (packed once) product of the engine against OpenBLAS sgemm on the same operands.
 //  - tiny_op: forward + backward of one op on 1-element tensors, autograd included: the fixed
 //    cost every op pays.
 #include <cblas.h>
 
 #include "core/ops/ops.h"
+#include "kernels/backend.h"
 #include "tools/bench/harness.h"
 #include "tools/bench/suites.h"
 
@@ -45,6 +48,32 @@ void bench_gemm(Report& rep, const CoreOptions& opt, int64_t M, int64_t K, int64
   }
 }
 
+void bench_recurrent_gemm(Report& rep, const CoreOptions& opt, int64_t B, int64_t H) {
+  Generator g(2);
+  Tensor h = uniform({B, H}, -1.0, 1.0, g);
+  Tensor w_hh = uniform({4 * H, H}, -0.1, 0.1, g);  // (4H, H), as the LSTM stores it
+  Tensor w_t = w_hh.t();                             // (H, 4H) view: gates = h W_hh^T
+  Tensor gates = empty({B, 4 * H});
+  auto& be = kernels::backend(kCPU);
+  const auto prepared = be.prepare_rhs(w_t);
+  std::vector<Timing> t = time_interleaved(
+      {{"openblas", [&] {
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(B), static_cast<int>(4 * H), static_cast<int>(H),
+                      1.0f, h.data<float>(), static_cast<int>(H), w_hh.data<float>(), static_cast<int>(H), 0.0f,
+                      gates.data<float>(), static_cast<int>(4 * H));
+        }},
+       {"engine_prepared", [&] { be.matmul_prepared(gates, h, w_t, prepared.get(), false); }}},
+      opt.warmup, opt.reps, host_clock(), opt.min_time);
+  const double flops = 2.0 * static_cast<double>(B) * static_cast<double>(H) * static_cast<double>(4 * H);
+  const std::string shape = fmt::format("({}x{}) @ ({}x{})", B, H, H, 4 * H);
+  for (size_t i = 0; i < t.size(); ++i) {
+    Row r{"core", "recurrent_gemm", t[i].name, shape, t[i].median_s * 1e6, t[i].runs, {}};
+    r.metrics["GFLOP/s"] = flops / t[i].median_s * 1e-9;
+    if (i == 1) r.metrics["vs_openblas"] = paired_speedup(t[1], t[0]);
+    rep.rows.push_back(r);
+  }
+}
+
 void bench_tiny_ops(Report& rep, const CoreOptions& opt) {
   Tensor a = full({1}, 0.5), b = full({1}, -1.25);
   a.requires_grad_(true);
@@ -76,6 +105,8 @@ void bench_tiny_ops(Report& rep, const CoreOptions& opt) {
 
 void run_core(Report& rep, const CoreOptions& opt) {
   bench_gemm(rep, opt, 576, 512, 10000);
+  bench_recurrent_gemm(rep, opt, 32, 256);
+  bench_recurrent_gemm(rep, opt, 128, 256);
   bench_tiny_ops(rep, opt);
 }
 

@@ -1,0 +1,114 @@
+#include "kernels/cpu/packed_gemm.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "kernels/cpu/loop.h"
+
+namespace attn::cpu {
+
+namespace {
+
+#if defined(__AVX512F__)
+constexpr int kLanes = 16;
+constexpr int kRows = 8;
+#else
+constexpr int kLanes = 8;
+constexpr int kRows = 6;
+#endif
+constexpr int kPanel = 2 * kLanes;
+
+// GCC / Clang vector extension: one register of kLanes floats; unaligned loads through memcpy.
+typedef float Vec __attribute__((vector_size(kLanes * sizeof(float))));
+
+inline Vec load(const float* p) {
+  Vec v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+// C rows [0, R) x panel columns [0, ncols) from A rows [0, R) and one packed panel.
+template <int R>
+inline void micro_tile(int64_t K, const float* a, int64_t lda, const float* panel, float* c, int64_t ldc,
+                       int64_t ncols, bool accumulate) {
+  Vec lo[R], hi[R];
+  for (int r = 0; r < R; ++r) lo[r] = hi[r] = Vec{};
+  for (int64_t k = 0; k < K; ++k) {
+    const Vec b0 = load(panel + k * kPanel), b1 = load(panel + k * kPanel + kLanes);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const float av = a[r * lda + k];
+      lo[r] += av * b0;
+      hi[r] += av * b1;
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    float row[kPanel];
+    std::memcpy(row, &lo[r], sizeof(Vec));
+    std::memcpy(row + kLanes, &hi[r], sizeof(Vec));
+    float* cr = c + r * ldc;
+    if (accumulate) {
+      for (int64_t j = 0; j < ncols; ++j) cr[j] += row[j];
+    } else {
+      for (int64_t j = 0; j < ncols; ++j) cr[j] = row[j];
+    }
+  }
+}
+
+// The last M % kRows rows: a tile of exactly that height.
+template <int R = kRows - 1>
+inline void tail_tile(int rows, int64_t K, const float* a, int64_t lda, const float* panel, float* c, int64_t ldc,
+                      int64_t ncols, bool accumulate) {
+  if constexpr (R > 0) {
+    if (rows == R) return micro_tile<R>(K, a, lda, panel, c, ldc, ncols, accumulate);
+    return tail_tile<R - 1>(rows, K, a, lda, panel, c, ldc, ncols, accumulate);
+  }
+}
+
+}  // namespace
+
+PackedPanels pack_panels(const float* b, int64_t K, int64_t N, int64_t row_stride, int64_t col_stride) {
+  PackedPanels p;
+  p.K = K;
+  p.N = N;
+  p.panels = (N + kPanel - 1) / kPanel;
+  const size_t bytes = std::max<size_t>(64, static_cast<size_t>(p.panels * K * kPanel) * sizeof(float));
+  p.data = {static_cast<float*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)), std::free};
+  if (!p.data) throw std::bad_alloc();
+  float* out = p.data.get();
+  parallel_for(p.panels, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(K * kPanel, 1)), [&](int64_t p0, int64_t p1) {
+    for (int64_t q = p0; q < p1; ++q) {
+      float* dst = out + q * K * kPanel;
+      const int64_t n0 = q * kPanel, ncols = std::min<int64_t>(kPanel, N - n0);
+      if (col_stride < row_stride) {  // rows of B are contiguous-ish: read along n
+        for (int64_t k = 0; k < K; ++k)
+          for (int64_t j = 0; j < kPanel; ++j) dst[k * kPanel + j] = j < ncols ? b[k * row_stride + (n0 + j) * col_stride] : 0.0f;
+      } else {  // columns of B are contiguous (a transposed view): read along k
+        for (int64_t j = 0; j < kPanel; ++j)
+          for (int64_t k = 0; k < K; ++k) dst[k * kPanel + j] = j < ncols ? b[k * row_stride + (n0 + j) * col_stride] : 0.0f;
+      }
+    }
+  });
+  return p;
+}
+
+void packed_gemm(int64_t M, const float* a, int64_t lda, const PackedPanels& b, float* c, int64_t ldc, bool accumulate) {
+  const int64_t K = b.K, N = b.N;
+  if (M == 0 || N == 0) return;
+  const float* packed = b.data.get();
+  // about 2^18 multiply-adds per thread before a second one pays for waking it
+  const int64_t per_panel = std::max<int64_t>(1, M * K * kPanel);
+  parallel_for(b.panels, std::max<int64_t>(1, (int64_t{1} << 18) / per_panel), [&](int64_t p0, int64_t p1) {
+    for (int64_t q = p0; q < p1; ++q) {
+      const float* panel = packed + q * K * kPanel;
+      const int64_t n0 = q * kPanel, ncols = std::min<int64_t>(kPanel, N - n0);
+      int64_t m = 0;
+      for (; m + kRows <= M; m += kRows) micro_tile<kRows>(K, a + m * lda, lda, panel, c + m * ldc + n0, ldc, ncols, accumulate);
+      if (m < M) tail_tile(static_cast<int>(M - m), K, a + m * lda, lda, panel, c + m * ldc + n0, ldc, ncols, accumulate);
+    }
+  });
+}
+
+}  // namespace attn::cpu
