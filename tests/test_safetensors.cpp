@@ -120,6 +120,16 @@ TEST(Safetensors, RoundTripOfRandomTensorsOfEveryDtypeAndShape) {
   expect_throw_with<IOError>([&] { f.at("nope"); }, {"nope"});
 }
 
+TEST(Safetensors, AMissingTensorNamesTheFile) {
+  TempDir dir;
+  const std::string path = dir.file("opt.safetensors");
+  io::save_safetensors(path, {{"0.exp_avg", zeros({2})}, {"0.step", zeros({}, {.dtype = DType::Int64})}});
+  const io::SafetensorsFile f = io::load_safetensors(path);
+  expect_throw_with<IOError>([&] { f.at("1.exp_avg"); }, {path, "'1.exp_avg'", "0.exp_avg, 0.step"});
+  const io::SafetensorsFile empty = io::parse_safetensors(io::serialize_safetensors({}), "bytes from the network");
+  expect_throw_with<IOError>([&] { empty.at("w"); }, {"bytes from the network", "'w'", "no tensors"});
+}
+
 TEST(Safetensors, HeaderLayoutParsedByHand) {
   ATTN_RANDOM_SEED(seed);
   Generator gen(seed);

@@ -16,6 +16,7 @@
 #include "models/seq2seq/translator.h"
 #include "models/tasks/dates.h"
 #include "models/train/trainer.h"
+#include "models/viz/heatmap.h"
 #include "tests/test_util.h"
 
 namespace attn::test {
@@ -41,6 +42,20 @@ class TempDir {
   fs::path path_;
   static inline int counter_ = 0;
 };
+
+// Runs fn, expects an exception of type E whose message contains every string of `parts`.
+template <typename E, typename F>
+void expect_throw_with(F&& fn, std::initializer_list<std::string> parts) {
+  try {
+    fn();
+    ADD_FAILURE() << "no exception thrown";
+  } catch (const E& e) {
+    const std::string msg = e.what();
+    for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "wrong exception type: " << e.what();
+  }
+}
 
 // 64 date pairs (source words -> ISO digits), written as a TSV.
 std::vector<tasks::Pair> write_dates(const std::string& path, int64_t n, uint64_t seed) {
@@ -281,6 +296,90 @@ TEST(Translator, TooLongSentenceIsAClearErrorUnknownWordsAreCounted) {
   EXPECT_FALSE(t[0].outputs[0].empty() && t[0].hypotheses.empty());  // translated, not refused
 }
 
+TEST(Translator, NeverOutputsPadOrStartEvenWhenTheModelPrefersThem) {
+  TempDir dir;
+  write_dates(dir / "train.tsv", 100, 12);
+  train::TrainOptions o = small_run(dir / "train.tsv", dir / "run", "general");
+  o.hidden = 16;
+  o.max_steps = 2;
+  models::LoadedModel m = models::load_checkpoint(train::train(o).checkpoint_dir);
+  {
+    // The classifier now puts almost all the mass on <s> (id 1), then <pad> (id 0), and almost
+    // none on </s>: every output runs to the length limit.
+    NoGradGuard g;
+    Tensor& bias = m.model->parameter("decoder.classifier.bias");
+    std::vector<float> v = bias.to_vector<float>();
+    v[data::Vocab::kBos] = 60.0f;
+    v[data::Vocab::kPad] = 50.0f;
+    v[data::Vocab::kEos] = -50.0f;
+    bias.copy_(from_vector(v, bias.shape()));
+  }
+  models::Translator tr(*m.model, m.src_vocab, m.tgt_vocab);
+  const std::vector<std::string> src = {"june 5th 2012", "the third of march , 1999"};
+  for (int64_t beam : {1, 3}) {
+    std::vector<models::Translation> out = tr.translate(src, {.beam = beam, .n_best = beam, .keep_attention = true});
+    for (const models::Translation& t : out) {
+      ASSERT_EQ(t.hypotheses.size(), static_cast<size_t>(beam));
+      for (size_t h = 0; h < t.hypotheses.size(); ++h) {
+        const models::Hypothesis& hyp = t.hypotheses[h];
+        EXPECT_FALSE(hyp.finished) << "beam " << beam;
+        EXPECT_GE(hyp.tokens.size(), 5u) << "beam " << beam;
+        for (int64_t id : hyp.tokens) {
+          EXPECT_NE(id, data::Vocab::kPad) << "beam " << beam;
+          EXPECT_NE(id, data::Vocab::kBos) << "beam " << beam;
+        }
+        // One attention row per output token: the heatmap and JSON writers accept it.
+        EXPECT_EQ(hyp.attention.size(), t.output_tokens[h].size()) << "beam " << beam;
+        EXPECT_EQ(hyp.tokens.size() + (hyp.finished ? 1 : 0), t.output_tokens[h].size()) << "beam " << beam;
+        viz::Alignment a{t.source_tokens, t.output_tokens[h], hyp.attention};
+        EXPECT_NO_THROW(viz::alignment_jsonl(a, t.source, t.outputs[h], hyp.score)) << "beam " << beam;
+        EXPECT_NO_THROW(viz::text_heatmap(a, false)) << "beam " << beam;
+      }
+    }
+  }
+}
+
+TEST(Translator, BadBatchSizesAndLimitsAreRefused) {
+  TempDir dir;
+  write_dates(dir / "train.tsv", 100, 13);
+  train::TrainOptions o = small_run(dir / "train.tsv", dir / "run", "dot");
+  o.hidden = 16;
+  o.max_steps = 1;
+  models::LoadedModel m = models::load_checkpoint(train::train(o).checkpoint_dir);
+  models::Translator tr(*m.model, m.src_vocab, m.tgt_vocab);
+  expect_throw_with<ValueError>([&] { tr.translate({"june 5th 2012"}, {}, 0); }, {"batch size", "0"});
+  expect_throw_with<ValueError>([&] { tr.translate({"june 5th 2012"}, {}, -2); }, {"batch size", "-2"});
+  expect_throw_with<ValueError>([&] { tr.translate({"june 5th 2012"}, {.beam = 0}); }, {"beam"});
+  expect_throw_with<ValueError>([&] { tr.translate({"june 5th 2012"}, {.max_len_ratio = 0.0}); }, {"max_len_ratio"});
+  // An over-long sentence named by its place in a file when the caller gives it.
+  std::string long_sentence;
+  for (int i = 0; i < 150; ++i) long_sentence += "may ";
+  expect_throw_with<ValueError>([&] { tr.translate({"june 5th 2012", long_sentence}, {}, 64, {"in.txt:4", "in.txt:9"}); },
+                                {"in.txt:9: the source sentence has 151 tokens", "at most 100"});
+}
+
+TEST(Translator, ConfigThatDisagreesWithTheWeightsIsRefusedBeforeTheModelIsBuilt) {
+  TempDir dir;
+  write_dates(dir / "train.tsv", 100, 14);
+  train::TrainOptions o = small_run(dir / "train.tsv", dir / "run", "concat");
+  o.hidden = 16;
+  o.max_steps = 1;
+  const std::string ck = train::train(o).checkpoint_dir;
+  const nlohmann::json config = nlohmann::json::parse(io::read_file(ck + "/config.json"));
+  auto refused = [&](const char* key, const nlohmann::json& value, std::initializer_list<std::string> mention) {
+    nlohmann::json j = config;
+    j[key] = value;
+    io::write_file_atomic(ck + "/config.json", j.dump());
+    expect_throw_with<IOError>([&] { models::load_checkpoint(ck); }, mention);
+  };
+  // A model this size would need terabytes: refused from the header's shapes, at once.
+  refused("hidden", 1000000, {ck + "/model.safetensors", "encoder.embedding.weight", "hidden 1000000"});
+  refused("layers", 100000, {ck + "/model.safetensors", "1 LSTM layer", "100000"});
+  refused("bidirectional", true, {ck + "/model.safetensors", "unidirectional"});
+  io::write_file_atomic(ck + "/config.json", config.dump());
+  EXPECT_NO_THROW(models::load_checkpoint(ck));
+}
+
 // ---------------------------------------------------------------- the command line
 
 int run(const std::string& cmd) {
@@ -339,6 +438,33 @@ TEST(Cli, TrainTranslateEvalEndToEnd) {
   EXPECT_NE(bad.find("bad.tsv"), std::string::npos) << bad;
   EXPECT_NE(bad.find("2"), std::string::npos) << bad;
   EXPECT_EQ(run(attn + " eval --skip-bad-lines --model " + (dir / "run/best") + " --test " + (dir / "bad.tsv") + " > /dev/null 2>&1"), 0);
+}
+
+TEST(Cli, EvalAndTranslateRefuseNonPositiveBatchBeamAndLengthRatio) {
+  TempDir dir;
+  write_dates(dir / "train.tsv", 100, 15);
+  train::TrainOptions o = small_run(dir / "train.tsv", dir / "run", "dot");
+  o.hidden = 16;
+  o.max_steps = 1;
+  const std::string model = train::train(o).checkpoint_dir;
+  const std::string attn = std::string(ATTN_BINARY_DIR) + "/attn";
+  const std::string out = dir / "cli.out";
+  auto refused = [&](const std::string& args, const std::string& option) {
+    const int rc = run(attn + " " + args + " > " + out + " 2>&1");
+    const std::string text = io::read_file(out);
+    EXPECT_GT(rc, 0) << args << " (-1: a crash): " << text;
+    EXPECT_NE(text.find(option), std::string::npos) << args << ": " << text;
+  };
+  const std::string eval = "eval --device cpu --model " + model + " --test " + (dir / "train.tsv");
+  refused(eval + " --batch 0", "--batch");
+  refused(eval + " --beam -3", "--beam");
+  refused(eval + " --beam 0", "--beam");
+  const std::string translate = "translate --device cpu --model " + model + " 'june 5th 2012'";
+  refused(translate + " --max-len-ratio 0", "--max-len-ratio");
+  refused(translate + " --max-len-ratio -1", "--max-len-ratio");
+  refused(translate + " --batch 0", "--batch");
+  ASSERT_EQ(run(attn + " " + eval + " --batch 7 --beam 2 > " + out + " 2>&1"), 0) << io::read_file(out);
+  EXPECT_NE(io::read_file(out).find("BLEU = "), std::string::npos);
 }
 
 }  // namespace

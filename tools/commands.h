@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdlib>
 #include <string>
 
 #include "core/device.h"
@@ -23,5 +24,18 @@ struct ExitCode {
 
 // "auto" (a GPU when one answers, else the CPU), "cpu", "cuda", "cuda:N".
 Device resolve_device(const std::string& name);
+
+// Option check: a number > 0 ("--batch: must be a positive number, got 0"; CLI11's own
+// PositiveNumber prints the whole range of a double).
+inline CLI::Validator positive() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(s.c_str(), &end);
+        if (s.empty() || end == s.c_str() || *end != '\0' || !(v > 0)) return "must be a positive number, got " + s;
+        return {};
+      },
+      "POSITIVE", "positive");
+}
 
 }  // namespace attn::cli

@@ -19,8 +19,8 @@ void add_eval_command(CLI::App& app) {
   auto* c = app.add_subcommand("eval", "BLEU and loss of a trained model on a test file");
   c->add_option("--model", model_dir, "Model directory (OUT/best or OUT/checkpoint)")->required();
   c->add_option("--test", test_path, "Test pairs (source<TAB>target)")->required();
-  c->add_option("--beam", beam, "Beam size (1: greedy)")->capture_default_str();
-  c->add_option("--batch", batch, "Sentences per batch")->capture_default_str();
+  c->add_option("--beam", beam, "Beam size (1: greedy)")->check(positive())->capture_default_str();
+  c->add_option("--batch", batch, "Sentences per batch")->check(positive())->capture_default_str();
   c->add_option("--device", device, "auto | cpu | cuda")->capture_default_str();
   c->add_flag("--skip-bad-lines", skip_bad, "Skip malformed lines with a warning");
   c->add_flag("--cased", cased, "Case-sensitive BLEU against the raw references (the model writes lowercase)");
@@ -36,7 +36,9 @@ void add_eval_command(CLI::App& app) {
     models::Translator tr(*m.model, m.src_vocab, m.tgt_vocab);
     std::vector<std::string> hyps;
     int64_t unknown = 0;
-    for (auto& t : tr.translate(g.sources, {.beam = beam, .keep_attention = false}, batch)) {
+    std::vector<std::string> where;  // "FILE:LINE" of each source, for errors
+    for (int64_t line : g.lines) where.push_back(fmt::format("{}:{}", test_path, line));
+    for (auto& t : tr.translate(g.sources, {.beam = beam, .keep_attention = false}, batch, where)) {
       hyps.push_back(t.outputs.empty() ? std::string() : t.outputs[0]);
       unknown += t.unknown;
     }

@@ -22,7 +22,9 @@ void add_train_command(CLI::App& app) {
   c->add_flag("--bidirectional", o.bidirectional, "Bidirectional encoder (directions summed)");
   c->add_flag("--input-feeding", o.input_feeding, "Luong: feed the previous context to the decoder LSTM");
   c->add_option("--batch", o.batch, "Sentences per batch")->capture_default_str();
-  c->add_option("--epochs", o.epochs, "Epochs")->capture_default_str();
+  CLI::Option* epochs = c->add_option("--epochs", o.epochs, "Epochs (with --resume: replaces the run's own)")
+                            ->check(positive())
+                            ->capture_default_str();
   c->add_option("--max-steps", o.max_steps, "Stop after this many optimizer steps (0: no limit)")->capture_default_str();
   c->add_option("--time-limit", o.time_limit, "Stop after this many seconds (0: no limit)")->capture_default_str();
   c->add_option("--lr", o.lr, "Adam learning rate")->capture_default_str();
@@ -42,7 +44,8 @@ void add_train_command(CLI::App& app) {
   c->add_flag("--skip-bad-lines", o.skip_bad_lines, "Skip malformed lines with a warning instead of failing");
   c->add_flag("--profile", o.profile, "Report the time per stage (encoder, attention, decoder cell, ...)");
   c->add_flag("--quiet", o.quiet, "Only the log file");
-  c->callback([] {
+  c->callback([epochs] {
+    o.epochs_given = epochs->count() > 0;  // even when it equals the default
     if (o.resume_dir.empty()) {
       ATTN_CHECK(!o.train_path.empty(), ValueError, "train: --train FILE is required (or --resume DIR)");
       ATTN_CHECK(!o.out_dir.empty(), ValueError, "train: --out DIR is required");

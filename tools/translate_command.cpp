@@ -46,11 +46,13 @@ void add_translate_command(CLI::App& app) {
   c->add_option("--model", model_dir, "Model directory (OUT/best or OUT/checkpoint)")->required();
   c->add_option("sentences", sentences, "Sentences to translate (else --input FILE, else stdin)");
   c->add_option("--input", input, "A file with one sentence per line");
-  c->add_option("--beam", so.beam, "Beam size (1: greedy)")->check(CLI::PositiveNumber)->capture_default_str();
-  c->add_option("--n-best", so.n_best, "Print the N best translations with their scores")->check(CLI::PositiveNumber);
+  c->add_option("--beam", so.beam, "Beam size (1: greedy)")->check(positive())->capture_default_str();
+  c->add_option("--n-best", so.n_best, "Print the N best translations with their scores")->check(positive());
   c->add_option("--length-penalty", so.length_penalty, "Beam scores are log P / length^alpha")->capture_default_str();
-  c->add_option("--max-len-ratio", so.max_len_ratio, "Output length limit: ratio * source length + 5")->capture_default_str();
-  c->add_option("--batch", batch, "Sentences decoded together")->check(CLI::PositiveNumber)->capture_default_str();
+  c->add_option("--max-len-ratio", so.max_len_ratio, "Output length limit: ratio * source length + 5")
+      ->check(positive())
+      ->capture_default_str();
+  c->add_option("--batch", batch, "Sentences decoded together")->check(positive())->capture_default_str();
   c->add_option("--device", device, "auto | cpu | cuda")->capture_default_str();
   c->add_flag("--attention", show_attention, "Print the attention matrix as a text heatmap");
   c->add_option("--heatmap", heatmap, "Write an SVG heatmap (FILE.svg; FILE-<n>.svg for several sentences)");
@@ -58,21 +60,23 @@ void add_translate_command(CLI::App& app) {
   c->callback([] {
     const Device dev = resolve_device(device);
     models::LoadedModel m = models::load_checkpoint(model_dir, dev);
-    std::vector<std::string> text = sentences;
+    std::vector<std::string> text = sentences, where;  // where: "FILE:LINE" of each sentence, for errors
     if (text.empty()) {
       if (!input.empty()) {
         text = data::read_lines(input);
+        for (size_t i = 0; i < text.size(); ++i) where.push_back(fmt::format("{}:{}", input, i + 1));
       } else {
         for (std::string line; std::getline(std::cin, line);) {
           if (!line.empty() && line.back() == '\r') line.pop_back();
           text.push_back(line);
+          where.push_back(fmt::format("<stdin>:{}", text.size()));
         }
       }
     }
     if (so.n_best > so.beam) so.beam = so.n_best;  // n best need at least n beams
     so.keep_attention = show_attention || !heatmap.empty() || !attention_out.empty();
     models::Translator tr(*m.model, m.src_vocab, m.tgt_vocab);
-    std::vector<models::Translation> out = tr.translate(text, so, batch);
+    std::vector<models::Translation> out = tr.translate(text, so, batch, where);
     int64_t unknown = 0;
     std::string jsonl;
     const bool color = ::isatty(STDOUT_FILENO) == 1;

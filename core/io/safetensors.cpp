@@ -103,7 +103,8 @@ const Tensor& SafetensorsFile::at(const std::string& name) const {
     if (n == name) return t;
   std::string have;
   for (const auto& [n, t] : tensors) have += (have.empty() ? "" : ", ") + n;
-  throw IOError(fmt::format("safetensors: no tensor '{}' (the file holds: {})", name, have));
+  throw IOError(fmt::format("safetensors file {}: no tensor '{}' (the file holds: {})",
+                            source.empty() ? "(in memory)" : source, name, have.empty() ? "no tensors" : have));
 }
 
 SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& what) {
@@ -147,6 +148,7 @@ SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& w
   if (!header.is_object()) throw fail("the header is not a JSON object");
 
   SafetensorsFile file;
+  file.source = what;
   struct Entry {
     std::string name;
     DType dtype;

@@ -34,7 +34,8 @@ struct SafetensorsFile {
   // offset come in header order, i.e. by name).
   std::vector<std::pair<std::string, Tensor>> tensors;
   std::map<std::string, std::string> metadata;
-  // The tensor called `name`; IOError naming the file's tensors when absent.
+  std::string source;  // what the tensors were read from ("'path'" for a file), for messages
+  // The tensor called `name`; IOError naming the file and its tensors when absent.
   const Tensor& at(const std::string& name) const;
 };
 

@@ -1,6 +1,9 @@
 #include "core/optim/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
+
+#include <fmt/ranges.h>
 
 #include "core/autograd/grad_mode.h"
 #include "core/ops/ops.h"
@@ -24,21 +27,49 @@ const Tensor* find_slot(const std::vector<std::pair<std::string, Tensor>>& state
   return nullptr;
 }
 
-// Copies a saved slot into the live state tensor (allocating it like the parameter).
-void restore(const std::vector<std::pair<std::string, Tensor>>& state, const std::string& name,
-             const Tensor& param, Tensor& slot, bool required) {
+// Copies a saved slot into a new state tensor (allocated like the parameter); an undefined tensor
+// when the slot is absent and not required.
+Tensor restore(const std::vector<std::pair<std::string, Tensor>>& state, const std::string& name, const Tensor& param,
+               bool required) {
   const Tensor* saved = find_slot(state, name);
   if (!saved) {
     ATTN_CHECK(!required, ValueError, "optimizer state: slot '{}' is missing", name);
-    slot = Tensor();
-    return;
+    return Tensor();
   }
-  ATTN_CHECK(saved->shape() == param.shape(), ShapeError,
+  ATTN_CHECK(saved->defined() && saved->shape() == param.shape(), ShapeError,
              "optimizer state: slot '{}' has shape {}, its parameter has shape {}", name,
-             saved->shape(), param.shape());
-  slot = empty(param.shape(), {param.dtype(), param.device()});
+             saved->defined() ? saved->shape() : Shape{}, param.shape());
+  ATTN_CHECK(saved->dtype() == param.dtype(), DTypeError,
+             "optimizer state: slot '{}' has dtype {}, its parameter has dtype {}", name, saved->dtype(),
+             param.dtype());
+  Tensor slot = empty(param.shape(), {param.dtype(), param.device()});
   NoGradGuard g;
   slot.copy_(*saved);
+  return slot;
+}
+
+// Every name of `state` must be "<param index>.<slot>" with an index below n and a known slot.
+void check_names(const std::vector<std::pair<std::string, Tensor>>& state, size_t n,
+                 std::initializer_list<const char*> slots, const char* optimizer) {
+  std::vector<std::string> seen;
+  for (const auto& [name, t] : state) {
+    const size_t dot = name.find('.');
+    bool ok = dot != std::string::npos && dot > 0 && dot < 10;
+    size_t index = 0;
+    for (size_t i = 0; ok && i < dot; ++i) {
+      ok = name[i] >= '0' && name[i] <= '9' && !(i == 0 && name[i] == '0' && dot > 1);
+      index = index * 10 + static_cast<size_t>(name[i] - '0');
+    }
+    ok = ok && index < n;
+    bool known = false;
+    for (const char* s : slots) known = known || (ok && name.compare(dot + 1, std::string::npos, s) == 0);
+    ATTN_CHECK(known, ValueError,
+               "optimizer state: unexpected tensor '{}' ({} with {} parameters keeps <index>.{{{}}})", name,
+               optimizer, n, fmt::join(slots, ","));
+    ATTN_CHECK(std::find(seen.begin(), seen.end(), name) == seen.end(), ValueError,
+               "optimizer state: tensor '{}' appears twice", name);
+    seen.push_back(name);
+  }
 }
 
 }  // namespace
@@ -93,8 +124,11 @@ std::vector<std::pair<std::string, Tensor>> SGD::state() const {
 }
 
 void SGD::load_state(const std::vector<std::pair<std::string, Tensor>>& state) {
+  check_names(state, params_.size(), {"momentum_buffer"}, "SGD");
+  std::vector<Tensor> momentum(params_.size());  // all checked before any is replaced
   for (size_t i = 0; i < params_.size(); ++i)
-    restore(state, fmt::format("{}.momentum_buffer", i), params_[i], momentum_[i], false);
+    momentum[i] = restore(state, fmt::format("{}.momentum_buffer", i), params_[i], false);
+  momentum_ = std::move(momentum);
 }
 
 // ------------------------------------------------------------------ Adam
@@ -141,13 +175,30 @@ std::vector<std::pair<std::string, Tensor>> Adam::state() const {
 }
 
 void Adam::load_state(const std::vector<std::pair<std::string, Tensor>>& state) {
+  check_names(state, params_.size(), {"exp_avg", "exp_avg_sq", "step"}, "Adam");
+  // All checked before any is replaced: a bad state leaves the optimizer as it was.
+  std::vector<Tensor> exp_avg(params_.size()), exp_avg_sq(params_.size());
+  std::vector<int64_t> steps(params_.size(), 0);
   for (size_t i = 0; i < params_.size(); ++i) {
     const std::string step_name = fmt::format("{}.step", i);
     const Tensor* step = find_slot(state, step_name);
-    restore(state, fmt::format("{}.exp_avg", i), params_[i], exp_avg_[i], step != nullptr);
-    restore(state, fmt::format("{}.exp_avg_sq", i), params_[i], exp_avg_sq_[i], step != nullptr);
-    steps_[i] = step ? step->item<int64_t>() : 0;
+    exp_avg[i] = restore(state, fmt::format("{}.exp_avg", i), params_[i], step != nullptr);
+    exp_avg_sq[i] = restore(state, fmt::format("{}.exp_avg_sq", i), params_[i], step != nullptr);
+    if (!step) {
+      ATTN_CHECK(!exp_avg[i].defined() && !exp_avg_sq[i].defined(), ValueError,
+                 "optimizer state: slot '{}' is missing", step_name);
+      continue;
+    }
+    ATTN_CHECK(step->defined() && step->dtype() == DType::Int64 && step->numel() == 1, DTypeError,
+               "optimizer state: slot '{}' must be one int64, found {} {}", step_name,
+               step->defined() ? dtype_name(step->dtype()) : "undefined", step->defined() ? step->shape() : Shape{});
+    steps[i] = step->to(kCPU).item<int64_t>();
+    ATTN_CHECK(steps[i] >= 0, ValueError, "optimizer state: slot '{}' is {} (a step count, >= 0)", step_name,
+               steps[i]);
   }
+  exp_avg_ = std::move(exp_avg);
+  exp_avg_sq_ = std::move(exp_avg_sq);
+  steps_ = std::move(steps);
 }
 
 // ------------------------------------------------------------------ clipping

@@ -26,7 +26,10 @@ class Optimizer {
   virtual void set_lr(double lr) = 0;
   // Every state tensor with a stable name ("<param index>.<slot>"), for checkpoints.
   virtual std::vector<std::pair<std::string, Tensor>> state() const = 0;
-  // Restores a state saved by state(); ValueError naming a missing or mis-shaped slot.
+  // Restores a state saved by state(). Strict: a slot whose shape or dtype is not its
+  // parameter's, a step count that is not one int64 >= 0, a missing slot or a name the optimizer
+  // does not know raise ShapeError / DTypeError / ValueError naming the slot, and leave the state
+  // as it was.
   virtual void load_state(const std::vector<std::pair<std::string, Tensor>>& state) = 0;
 
  protected:

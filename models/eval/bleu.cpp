@@ -322,6 +322,7 @@ GroupedRefs group_by_source(const std::vector<data::Pair>& pairs) {
     if (inserted) {
       out.sources.push_back(p.src);
       out.refs.emplace_back();
+      out.lines.push_back(p.line);
     }
     out.refs[it->second].push_back(p.tgt);
   }

@@ -52,10 +52,12 @@ BleuResult corpus_bleu(const std::vector<std::string>& hyps, const std::vector<s
 std::string tokenize_13a(std::string_view line);
 
 // A test set with every target of a source as a reference: sources in order of first
-// appearance, refs[i] = all targets of sources[i] in file order.
+// appearance, refs[i] = all targets of sources[i] in file order, lines[i] = the line (Pair::line)
+// where sources[i] first appears.
 struct GroupedRefs {
   std::vector<std::string> sources;
   std::vector<std::vector<std::string>> refs;
+  std::vector<int64_t> lines;
 };
 GroupedRefs group_by_source(const std::vector<data::Pair>& pairs);
 

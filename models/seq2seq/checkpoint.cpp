@@ -12,9 +12,52 @@ namespace attn::models {
 
 namespace fs = std::filesystem;
 
+std::filesystem::path normalize_dir(const std::string& dir) {
+  ATTN_CHECK(!dir.empty(), ValueError, "an empty directory name");
+  std::error_code ec;
+  fs::path p = fs::absolute(fs::path(dir), ec);
+  ATTN_CHECK(!ec, IOError, "{}: cannot make the path absolute: {}", dir, ec.message());
+  p = p.lexically_normal();
+  // "a/b/" -> "a/b" (the root "/" stays as it is)
+  while (!p.has_filename() && p.has_relative_path()) p = p.parent_path();
+  return p;
+}
+
+namespace {
+
+// Compares config.json with the shapes of the stored tensors that fix the model's size, before a
+// model of that size is allocated: a corrupted "hidden" or "layers" must be an error, not an
+// allocation of gigabytes.
+void check_config_against_weights(const ModelConfig& c, const io::SafetensorsFile& file, const std::string& path) {
+  auto find = [&](const std::string& name) -> const Tensor* {
+    for (const auto& [n, t] : file.tensors)
+      if (n == name) return &t;
+    return nullptr;
+  };
+  auto check_embedding = [&](const std::string& name, int64_t vocab, const char* side) {
+    const Tensor* t = find(name);
+    ATTN_CHECK(t != nullptr, IOError, "{}: tensor '{}' is missing", path, name);
+    ATTN_CHECK((t->shape() == Shape{vocab, c.hidden}), IOError,
+               "{}: tensor '{}' is {} but config.json (hidden {}, {} vocabulary {}) implies [{}, {}]", path, name,
+               t->shape(), c.hidden, side, vocab, vocab, c.hidden);
+  };
+  check_embedding("encoder.embedding.weight", c.src_vocab_size, "source");
+  check_embedding("decoder.embedding.weight", c.tgt_vocab_size, "target");
+  int64_t layers = 0;
+  while (find(fmt::format("encoder.lstm.weight_hh_l{}", layers))) ++layers;
+  ATTN_CHECK(layers == c.layers, IOError, "{}: the encoder has {} LSTM layer(s) but config.json says {}", path, layers,
+             c.layers);
+  const bool reverse = find("encoder.lstm.weight_hh_l0_reverse") != nullptr;
+  ATTN_CHECK(reverse == c.bidirectional, IOError, "{}: the encoder is {} but config.json says bidirectional: {}",
+             path, reverse ? "bidirectional" : "unidirectional", c.bidirectional);
+}
+
+}  // namespace
+
 void save_checkpoint(const std::string& dir, const Seq2Seq& model, const data::Vocab& src_vocab,
                      const data::Vocab& tgt_vocab, const TrainingState* training) {
-  const fs::path target(dir);
+  // Normalised, so that "x/" writes its temporary "x.tmp-<pid>" beside x, not inside it.
+  const fs::path target = normalize_dir(dir);
   const fs::path tmp = target.string() + fmt::format(".tmp-{}", ::getpid());
   const fs::path old = target.string() + fmt::format(".old-{}", ::getpid());
   std::error_code ec;
@@ -70,6 +113,7 @@ LoadedModel load_checkpoint(const std::string& dir, Device device) {
              out.src_vocab.size(), out.tgt_vocab.size(), out.config.src_vocab_size, out.config.tgt_vocab_size);
   const std::string weights_path = (root / "model.safetensors").string();
   io::SafetensorsFile file = io::load_safetensors(weights_path);
+  check_config_against_weights(out.config, file, weights_path);
   out.gen = std::make_unique<Generator>(0);
   out.model = std::make_unique<Seq2Seq>(out.config, *out.gen);
   std::map<std::string, Tensor> stored(file.tensors.begin(), file.tensors.end());
@@ -93,12 +137,20 @@ LoadedModel load_checkpoint(const std::string& dir, Device device) {
   out.model->eval();
   if (fs::exists(root / "trainer.json")) {
     TrainingState ts;
+    const std::string trainer_path = (root / "trainer.json").string();
     try {
-      ts.trainer = nlohmann::json::parse(io::read_file((root / "trainer.json").string()));
+      ts.trainer = nlohmann::json::parse(io::read_file(trainer_path));
     } catch (const nlohmann::json::exception& e) {
-      throw IOError(fmt::format("{}/trainer.json: invalid JSON: {}", dir, e.what()));
+      throw IOError(fmt::format("{}: invalid JSON: {}", trainer_path, e.what()));
     }
-    if (fs::exists(root / "optimizer.safetensors")) ts.optimizer = io::load_safetensors((root / "optimizer.safetensors").string()).tensors;
+    ATTN_CHECK(ts.trainer.is_object(), IOError, "{}: not a JSON object", trainer_path);
+    // The training state is the two files together: without the optimizer's half a resume would
+    // silently restart Adam from zero.
+    const std::string optimizer_path = (root / "optimizer.safetensors").string();
+    ATTN_CHECK(fs::exists(optimizer_path), IOError,
+               "{}: trainer.json is there but optimizer.safetensors is missing (an incomplete training checkpoint)",
+               dir);
+    ts.optimizer = io::load_safetensors(optimizer_path).tensors;
     out.training = std::move(ts);
   }
   return out;

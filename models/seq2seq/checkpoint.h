@@ -6,10 +6,13 @@
 //                       directories written during training, absent in exported models)
 // The directory is written under a temporary name and renamed into place, so a crash leaves
 // either the old checkpoint or the new one, never a mix. Loading checks that config.json and the
-// tensors agree (every parameter present with its shape, nothing unknown) and names the file and
-// the tensor when they do not.
+// tensors agree (every parameter present with its shape, nothing unknown; the sizes that fix the
+// model's memory, hidden, layers and vocabularies, are compared with the tensor shapes before the
+// model is built) and names the file and the tensor when they do not. A directory with
+// trainer.json must also hold optimizer.safetensors.
 #pragma once
 
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -27,6 +30,10 @@ struct TrainingState {
   nlohmann::json trainer;                                  // step, epoch, RNG states, ...
   std::vector<std::pair<std::string, Tensor>> optimizer;   // Optimizer::state()
 };
+
+// `dir` made absolute and lexically normal, without a trailing separator ("run/checkpoint/" and
+// "./run/checkpoint" both become "<cwd>/run/checkpoint").
+std::filesystem::path normalize_dir(const std::string& dir);
 
 void save_checkpoint(const std::string& dir, const Seq2Seq& model, const data::Vocab& src_vocab,
                      const data::Vocab& tgt_vocab, const TrainingState* training = nullptr);

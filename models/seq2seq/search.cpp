@@ -12,7 +12,15 @@ namespace {
 
 using data::Vocab;
 
+// The first id search may output: <pad> (0) and <s> (1) never are (Vocab::decode would drop them
+// from the text but their attention rows would stay); </s> (2) ends a hypothesis.
+constexpr int64_t kFirstOutput = Vocab::kBos + 1;
+static_assert(Vocab::kPad < kFirstOutput && Vocab::kEos == kFirstOutput);
+
 std::vector<int64_t> max_lengths(const Tensor& src_len, const SearchOptions& opt) {
+  ATTN_CHECK(std::isfinite(opt.max_len_ratio) && opt.max_len_ratio > 0 && opt.max_len_extra >= 0, ValueError,
+             "search: the output length limit needs max_len_ratio > 0 and max_len_extra >= 0, got {} and {}",
+             opt.max_len_ratio, opt.max_len_extra);
   std::vector<int64_t> out;
   for (int64_t l : src_len.to_vector<int64_t>())
     out.push_back(static_cast<int64_t>(std::ceil(opt.max_len_ratio * static_cast<double>(l))) + opt.max_len_extra);
@@ -49,8 +57,11 @@ std::vector<std::vector<Hypothesis>> greedy_search(const Seq2Seq& model, const T
   for (int64_t t = 0; t < steps && open > 0; ++t) {
     StepOutput o = model.decoder->step(input, state);
     Tensor logp = log_softmax(o.logits, 1);
-    ValuesIndices best = max(logp, 1);
-    const std::vector<int64_t> tok = best.indices.to_vector<int64_t>();
+    // <pad> and <s> are never outputs (ids 0 and 1: the pick is among ids >= kFirstOutput). The
+    // scores stay the model's log-probabilities.
+    ValuesIndices best = max(logp.narrow(1, kFirstOutput, logp.size(1) - kFirstOutput).contiguous(), 1);
+    std::vector<int64_t> tok = best.indices.to_vector<int64_t>();
+    for (int64_t& id : tok) id += kFirstOutput;
     const std::vector<double> lp = best.values.to_vector<double>();
     const std::vector<std::vector<float>> w = opt.keep_attention ? host_rows(o.weights) : std::vector<std::vector<float>>();
     for (int64_t b = 0; b < B; ++b) {
@@ -69,7 +80,7 @@ std::vector<std::vector<Hypothesis>> greedy_search(const Seq2Seq& model, const T
         h.score = normalized(h.log_prob, h.tokens.size() + (h.finished ? 1 : 0), opt.length_penalty);
       }
     }
-    input = best.indices.contiguous();
+    input = from_vector(tok, Shape{B}).to(src.device());
   }
   std::vector<std::vector<Hypothesis>> out;
   for (Hypothesis& h : hyp) out.push_back({std::move(h)});
@@ -123,7 +134,7 @@ std::vector<std::vector<Hypothesis>> beam_search(const Seq2Seq& model, const Ten
       for (int64_t k = 0; k < K; ++k) {
         if (!bs[static_cast<size_t>(k)].alive) continue;
         const float* row = logp.data() + (b * K + k) * V;
-        for (int64_t v = 0; v < V; ++v) cands.push_back({bs[static_cast<size_t>(k)].log_prob + row[v], k, v});
+        for (int64_t v = kFirstOutput; v < V; ++v) cands.push_back({bs[static_cast<size_t>(k)].log_prob + row[v], k, v});
       }
       const size_t keep = std::min(cands.size(), static_cast<size_t>(2 * K));
       std::partial_sort(cands.begin(), cands.begin() + static_cast<std::ptrdiff_t>(keep), cands.end(),

@@ -1,6 +1,10 @@
 // Decoding: greedy and beam search over a batch of sentences, with the attention weights of
 // every output token kept for heatmaps.
 //
+// Neither search ever outputs <pad> or <s> (their log-probabilities are treated as -inf; the
+// scores of the other tokens stay the model's log-probabilities), so every output token has its
+// row of attention weights.
+//
 // Beam search keeps `beam` hypotheses per sentence (batched: B * beam rows through the
 // decoder), extends each with every token, keeps the best `beam` that did not end; a hypothesis
 // ending in </s> is finished with the length-normalized score  log P / length^alpha  (length

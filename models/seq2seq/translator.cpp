@@ -11,7 +11,12 @@ Translator::Translator(const Seq2Seq& model, const data::Vocab& src_vocab, const
     : model_(model), src_vocab_(src_vocab), tgt_vocab_(tgt_vocab) {}
 
 std::vector<Translation> Translator::translate(const std::vector<std::string>& sentences, const SearchOptions& opt,
-                                               int64_t batch_size) const {
+                                               int64_t batch_size, const std::vector<std::string>& where) const {
+  ATTN_CHECK(batch_size > 0, ValueError, "translate: the batch size must be positive, got {}", batch_size);
+  ATTN_CHECK(opt.beam > 0 && opt.n_best > 0, ValueError, "translate: beam and n_best must be positive, got {} and {}",
+             opt.beam, opt.n_best);
+  ATTN_CHECK(where.empty() || where.size() == sentences.size(), ValueError,
+             "translate: {} sentence locations for {} sentences", where.size(), sentences.size());
   const Device dev = model_.parameters().front().device();
   const int64_t max_len = model_.config().max_src_len;
   std::vector<Translation> out(sentences.size());
@@ -21,8 +26,13 @@ std::vector<Translation> Translator::translate(const std::vector<std::string>& s
     t.source = sentences[i];
     std::vector<std::string> toks = data::tokenize(sentences[i]);
     ids[i] = src_vocab_.encode(toks, false, true, &t.unknown);
-    ATTN_CHECK(static_cast<int64_t>(ids[i].size()) <= max_len, ValueError,
-               "sentence {} has {} tokens (with </s>); this model accepts at most {}", i + 1, ids[i].size(), max_len);
+    if (static_cast<int64_t>(ids[i].size()) > max_len) {
+      throw ValueError(where.empty() ? fmt::format("sentence {} has {} tokens (with </s>); this model accepts at most {}",
+                                                   i + 1, ids[i].size(), max_len)
+                                     : fmt::format("{}: the source sentence has {} tokens (with </s>); this model "
+                                                   "accepts at most {}",
+                                                   where[i], ids[i].size(), max_len));
+    }
     toks.push_back("</s>");
     t.source_tokens = std::move(toks);
   }

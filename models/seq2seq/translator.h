@@ -24,9 +24,10 @@ struct Translation {
 class Translator {
  public:
   Translator(const Seq2Seq& model, const data::Vocab& src_vocab, const data::Vocab& tgt_vocab);
-  // ValueError naming the sentence when one is longer than the model's max_src_len.
+  // ValueError naming the sentence when one is longer than the model's max_src_len: where[i]
+  // ("file:line") when given, else "sentence i+1". ValueError for batch_size, beam or n_best < 1.
   std::vector<Translation> translate(const std::vector<std::string>& sentences, const SearchOptions& opt,
-                                     int64_t batch_size = 64) const;
+                                     int64_t batch_size = 64, const std::vector<std::string>& where = {}) const;
 
  private:
   const Seq2Seq& model_;

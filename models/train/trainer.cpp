@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -60,7 +61,7 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
   o.patience = j.at("patience");
   o.valid_max = j.at("valid_max");
   o.skip_bad_lines = j.at("skip_bad_lines");
-  return o;
+  return o;  // (a missing or mistyped key: nlohmann::json::exception, wrapped by the caller)
 }
 
 namespace {
@@ -137,7 +138,6 @@ std::vector<std::vector<std::string>> tokenize_side(const std::vector<data::Pair
 }
 
 nlohmann::json gen_state(const Generator& g) { return {{"seed", g.seed()}, {"offset", g.offset()}}; }
-void set_gen_state(Generator& g, const nlohmann::json& j) { g.set_state(j.at("seed"), j.at("offset")); }
 
 std::string format_duration(double s) {
   const int64_t t = static_cast<int64_t>(s);
@@ -149,6 +149,65 @@ struct Validation {
   std::string signature;
 };
 
+// The options a run cannot start with, checked before any data is read or any step is taken:
+// among them every value the model config refuses to load (models::ModelConfig::from_json), so a
+// run never writes a checkpoint that cannot be read back.
+void check_options(const TrainOptions& o) {
+  auto in = [](double v, double lo, double hi) { return std::isfinite(v) && v >= lo && v <= hi; };
+  ATTN_CHECK(!o.out_dir.empty(), ValueError, "train: --out DIR is required");
+  ATTN_CHECK(in(o.dropout, 0.0, 1.0) && o.dropout < 1.0, ValueError, "train: --dropout must be in [0, 1), got {}",
+             o.dropout);
+  ATTN_CHECK(in(o.teacher_forcing, 0.0, 1.0), ValueError, "train: --teacher-forcing must be in [0, 1], got {}",
+             o.teacher_forcing);
+  ATTN_CHECK(in(o.label_smoothing, 0.0, 1.0) && o.label_smoothing < 1.0, ValueError,
+             "train: --label-smoothing must be in [0, 1), got {}", o.label_smoothing);
+  ATTN_CHECK(o.hidden > 0, ValueError, "train: --hidden must be positive, got {}", o.hidden);
+  ATTN_CHECK(o.layers > 0, ValueError, "train: --layers must be positive, got {}", o.layers);
+  ATTN_CHECK(o.batch > 0, ValueError, "train: --batch must be positive, got {}", o.batch);
+  ATTN_CHECK(o.max_len > 0, ValueError, "train: --max-len must be positive, got {}", o.max_len);
+  ATTN_CHECK(o.epochs > 0, ValueError, "train: --epochs must be positive, got {}", o.epochs);
+  ATTN_CHECK(o.patience > 0, ValueError, "train: --patience must be positive, got {}", o.patience);
+  ATTN_CHECK(o.min_freq > 0, ValueError, "train: --min-freq must be positive, got {}", o.min_freq);
+  ATTN_CHECK(o.max_steps >= 0 && o.max_vocab >= 0 && o.max_train >= 0 && o.valid_max >= 0, ValueError,
+             "train: --max-steps ({}), --max-vocab ({}), --max-train ({}) and --valid-max ({}) must be >= 0 (0: no limit)",
+             o.max_steps, o.max_vocab, o.max_train, o.valid_max);
+  ATTN_CHECK(std::isfinite(o.lr) && o.lr > 0, ValueError, "train: --lr must be positive, got {}", o.lr);
+  ATTN_CHECK(std::isfinite(o.clip) && o.clip >= 0, ValueError, "train: --clip must be >= 0 (0: off), got {}", o.clip);
+  ATTN_CHECK(std::isfinite(o.time_limit) && o.time_limit >= 0, ValueError,
+             "train: --time-limit must be >= 0 (0: no limit), got {}", o.time_limit);
+}
+
+// trainer.json of a checkpoint, read in one place: a missing or mistyped key is an IOError
+// naming the file, not a bare JSON exception halfway through setting up the run.
+struct ResumeState {
+  TrainOptions options;
+  int64_t epoch = 0, batch_in_epoch = 0, step = 0, bad_epochs = 0;
+  double best_bleu = -1.0;
+  uint64_t model_seed = 0, model_offset = 0, tf_seed = 0, tf_offset = 0;
+};
+
+ResumeState read_resume_state(const nlohmann::json& j, const std::string& path) {
+  ResumeState r;
+  try {
+    r.options = TrainOptions::from_json(j.at("options"));
+    r.epoch = j.at("epoch").get<int64_t>();
+    r.batch_in_epoch = j.at("batch_in_epoch").get<int64_t>();
+    r.step = j.at("step").get<int64_t>();
+    r.best_bleu = j.at("best_bleu").get<double>();
+    r.bad_epochs = j.at("bad_epochs").get<int64_t>();
+    r.model_seed = j.at("model_rng").at("seed").get<uint64_t>();
+    r.model_offset = j.at("model_rng").at("offset").get<uint64_t>();
+    r.tf_seed = j.at("tf_rng").at("seed").get<uint64_t>();
+    r.tf_offset = j.at("tf_rng").at("offset").get<uint64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    throw IOError(fmt::format("{}: a missing or mistyped entry: {}", path, e.what()));
+  }
+  ATTN_CHECK(r.epoch >= 0 && r.batch_in_epoch >= 0 && r.step >= 0 && r.bad_epochs >= 0, IOError,
+             "{}: negative epoch ({}), batch_in_epoch ({}), step ({}) or bad_epochs ({})", path, r.epoch,
+             r.batch_in_epoch, r.step, r.bad_epochs);
+  return r;
+}
+
 }  // namespace
 
 TrainResult train(const TrainOptions& cli) {
@@ -156,26 +215,28 @@ TrainResult train(const TrainOptions& cli) {
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count(); };
   TrainOptions opt = cli;
   std::optional<models::LoadedModel> resumed;
+  ResumeState rs;
   if (!cli.resume_dir.empty()) {
-    resumed = models::load_checkpoint(cli.resume_dir, kCPU);
+    // Absolute, normal, without a trailing separator: "run/checkpoint/" and a bare "checkpoint"
+    // both continue in the directory that holds the checkpoint.
+    const fs::path resume_dir = models::normalize_dir(cli.resume_dir);
+    resumed = models::load_checkpoint(resume_dir.string(), kCPU);
     ATTN_CHECK(resumed->training.has_value(), IOError, "{}: no training state to resume (trainer.json is missing)",
                cli.resume_dir);
+    rs = read_resume_state(resumed->training->trainer, (resume_dir / "trainer.json").string());
     // Continue with the run's own options; the command line may extend the limits.
-    opt = TrainOptions::from_json(resumed->training->trainer.at("options"));
-    opt.resume_dir = cli.resume_dir;
-    opt.out_dir = cli.out_dir.empty() ? fs::path(cli.resume_dir).parent_path().string() : cli.out_dir;
+    opt = rs.options;
+    opt.resume_dir = resume_dir.string();
+    opt.out_dir = cli.out_dir.empty() ? resume_dir.parent_path().string() : cli.out_dir;
     opt.max_steps = cli.max_steps;  // the limits are the new command line's (0: none)
-    if (cli.epochs != TrainOptions{}.epochs) opt.epochs = cli.epochs;
+    if (cli.epochs_given) opt.epochs = cli.epochs;
     opt.time_limit = cli.time_limit;
     opt.device = cli.device;
     opt.profile = cli.profile;
     opt.quiet = cli.quiet;
     opt.log_every = cli.log_every;
   }
-  ATTN_CHECK(!opt.out_dir.empty(), ValueError, "train: --out DIR is required");
-  ATTN_CHECK(opt.teacher_forcing >= 0 && opt.teacher_forcing <= 1, ValueError,
-             "train: --teacher-forcing must be in [0, 1], got {}", opt.teacher_forcing);
-  ATTN_CHECK(opt.batch > 0 && opt.hidden > 0 && opt.layers > 0, ValueError, "train: batch, hidden and layers must be positive");
+  check_options(opt);
   fs::create_directories(opt.out_dir);
   Reporter rep((fs::path(opt.out_dir) / "train.log").string(), opt.quiet);
   const Device device = opt.device == "auto" ? (kernels::has_backend(DeviceType::CUDA) ? kCUDA : kCPU) : Device::parse(opt.device);
@@ -191,21 +252,17 @@ TrainResult train(const TrainOptions& cli) {
   } else {
     src_vocab = data::Vocab::build(tokenize_side(train_pairs, true), opt.min_freq, opt.max_vocab);
     tgt_vocab = data::Vocab::build(tokenize_side(train_pairs, false), opt.min_freq, opt.max_vocab);
+    // The model config needs a token besides the 4 specials on each side (ModelConfig::from_json).
+    ATTN_CHECK(src_vocab.size() > 4 && tgt_vocab.size() > 4, ValueError,
+               "{}: no {} token occurs at least --min-freq {} times (the vocabularies have {} and {} entries, "
+               "the 4 special tokens included)",
+               opt.train_path, src_vocab.size() > 4 ? "target" : "source", opt.min_freq, src_vocab.size(),
+               tgt_vocab.size());
   }
   data::EncodeStats stats;
   std::vector<data::Example> examples = data::encode_pairs(train_pairs, src_vocab, tgt_vocab, opt.max_len, &stats);
   ATTN_CHECK(!examples.empty(), ValueError, "{}: no pair is at most {} tokens long", opt.train_path, opt.max_len);
   data::Batcher batcher(examples, {.batch_size = opt.batch, .seed = opt.seed});
-  std::vector<data::Example> valid_examples = data::encode_pairs(valid_pairs, src_vocab, tgt_vocab, opt.max_len);
-  eval::GroupedRefs valid_refs = eval::group_by_source(valid_pairs);
-  if (opt.valid_max > 0 && static_cast<int64_t>(valid_refs.sources.size()) > opt.valid_max) {
-    valid_refs.sources.resize(static_cast<size_t>(opt.valid_max));
-    valid_refs.refs.resize(static_cast<size_t>(opt.valid_max));
-  }
-  // The output is lowercased by the tokenizer: BLEU compares with lowercased references.
-  for (auto& rs : valid_refs.refs)
-    for (auto& r : rs) r = data::detokenize(data::tokenize(r));
-
   // ---- model, optimizer, generators
   models::ModelConfig cfg;
   std::unique_ptr<Generator> model_gen;
@@ -214,7 +271,7 @@ TrainResult train(const TrainOptions& cli) {
     cfg = resumed->config;
     model_gen = std::move(resumed->gen);
     model = std::move(resumed->model);
-    set_gen_state(*model_gen, resumed->training->trainer.at("model_rng"));
+    model_gen->set_state(rs.model_seed, rs.model_offset);
   } else {
     cfg.attention = models::parse_attention(opt.attention);
     cfg.hidden = opt.hidden;
@@ -228,6 +285,28 @@ TrainResult train(const TrainOptions& cli) {
     model_gen = std::make_unique<Generator>(opt.seed);
     model = std::make_unique<Seq2Seq>(cfg, *model_gen);
   }
+  // Validation sources the model cannot take (longer than max_src_len with </s>) are left out,
+  // counted in the log: one over-long sentence must not end the run at its first validation.
+  int64_t valid_too_long = 0;
+  std::erase_if(valid_pairs, [&](const data::Pair& p) {
+    const bool too_long = static_cast<int64_t>(data::tokenize(p.src).size()) + 1 > cfg.max_src_len;
+    valid_too_long += too_long;
+    return too_long;
+  });
+  if (valid_too_long)
+    rep.line(fmt::format("warning: {}: skipped {} validation sentence(s) longer than {} tokens (the model's limit, "
+                         "with </s>)",
+                         opt.valid_path, valid_too_long, cfg.max_src_len));
+  std::vector<data::Example> valid_examples = data::encode_pairs(valid_pairs, src_vocab, tgt_vocab, opt.max_len);
+  eval::GroupedRefs valid_refs = eval::group_by_source(valid_pairs);
+  if (opt.valid_max > 0 && static_cast<int64_t>(valid_refs.sources.size()) > opt.valid_max) {
+    valid_refs.sources.resize(static_cast<size_t>(opt.valid_max));
+    valid_refs.refs.resize(static_cast<size_t>(opt.valid_max));
+    valid_refs.lines.resize(static_cast<size_t>(opt.valid_max));
+  }
+  // The output is lowercased by the tokenizer: BLEU compares with lowercased references.
+  for (auto& refs : valid_refs.refs)
+    for (auto& r : refs) r = data::detokenize(data::tokenize(r));
   model->to(device);
   model->train();
   optim::Adam adam(model->parameters(), {.lr = opt.lr});
@@ -235,16 +314,22 @@ TrainResult train(const TrainOptions& cli) {
   int64_t epoch = 0, batch_in_epoch = 0, step = 0, bad_epochs = 0;
   double best_bleu = -1.0;
   if (resumed) {
-    const nlohmann::json& st = resumed->training->trainer;
+    const std::string optimizer_path = (fs::path(opt.resume_dir) / "optimizer.safetensors").string();
     std::vector<std::pair<std::string, Tensor>> os;
     for (auto& [n, t] : resumed->training->optimizer) os.emplace_back(n, t.to(device));
-    adam.load_state(os);
-    set_gen_state(tf_gen, st.at("tf_rng"));
-    epoch = st.at("epoch");
-    batch_in_epoch = st.at("batch_in_epoch");
-    step = st.at("step");
-    best_bleu = st.at("best_bleu");
-    bad_epochs = st.at("bad_epochs");
+    ATTN_CHECK(rs.step == 0 || !os.empty(), IOError, "{}: no optimizer state, but trainer.json is at step {}",
+               optimizer_path, rs.step);
+    try {
+      adam.load_state(os);
+    } catch (const Error& e) {
+      throw IOError(fmt::format("{}: {}", optimizer_path, e.what()));
+    }
+    tf_gen.set_state(rs.tf_seed, rs.tf_offset);
+    epoch = rs.epoch;
+    batch_in_epoch = rs.batch_in_epoch;
+    step = rs.step;
+    best_bleu = rs.best_bleu;
+    bad_epochs = rs.bad_epochs;
     rep.line(fmt::format("resumed from {} at step {} (epoch {}, batch {})", opt.resume_dir, step, epoch + 1, batch_in_epoch));
   } else {
     rep.line(fmt::format("data: {} training pairs ({} kept at most {} tokens), {} validation pairs; vocab {} / {} "
@@ -292,6 +377,7 @@ TrainResult train(const TrainOptions& cli) {
   int64_t window_tokens = 0, total_tokens = 0, window_steps = 0;
   auto window_start = std::chrono::steady_clock::now();
   bool stop = false;
+  const char* stop_reason = "";
   for (; epoch < opt.epochs && !stop; ++epoch) {
     const std::vector<std::vector<int64_t>> plan = batcher.epoch_plan(epoch);
     for (; batch_in_epoch < static_cast<int64_t>(plan.size()); ++batch_in_epoch) {
@@ -340,20 +426,20 @@ TrainResult train(const TrainOptions& cli) {
       const bool out_of_steps = opt.max_steps > 0 && step >= opt.max_steps;
       const bool out_of_time = opt.time_limit > 0 && elapsed() >= opt.time_limit;
       if (g_stop || out_of_steps || out_of_time) {
-        ++batch_in_epoch;  // this batch is done: a resume starts with the next one
-        if (batch_in_epoch == static_cast<int64_t>(plan.size())) {
-          batch_in_epoch = 0;
-          ++epoch;
-        }
-        save_state();
-        result.interrupted = g_stop != 0;
-        rep.line(fmt::format("{} at step {}: saved {}", g_stop ? "interrupted" : out_of_steps ? "reached --max-steps" : "reached --time-limit",
-                             step, result.checkpoint_dir));
         stop = true;
+        result.interrupted = g_stop != 0;
+        stop_reason = g_stop ? "interrupted" : out_of_steps ? "reached --max-steps" : "reached --time-limit";
+        ++batch_in_epoch;  // this batch is done: a resume starts with the next one
+        // On the epoch's last batch the epoch is finished first (validation, best model, the
+        // checkpoint of "start of the next epoch"), so a resume never skips its validation.
+        if (batch_in_epoch < static_cast<int64_t>(plan.size())) {
+          save_state();
+          rep.line(fmt::format("{} at step {}: saved {}", stop_reason, step, result.checkpoint_dir));
+        }
         break;
       }
     }
-    if (stop) break;
+    if (batch_in_epoch < static_cast<int64_t>(plan.size())) break;  // stopped mid-epoch (saved above)
     batch_in_epoch = 0;
     // ---- end of epoch: validation, best model, early stopping, checkpoint
     Validation v;
@@ -376,6 +462,12 @@ TrainResult train(const TrainOptions& cli) {
     ++epoch;  // the state saved is "start of the next epoch"
     save_state();
     --epoch;
+    if (stop) {
+      rep.line(fmt::format("{} at step {} (end of epoch {}): saved {}", stop_reason, step, finished_epoch + 1,
+                           result.checkpoint_dir));
+      epoch = finished_epoch + 1;
+      break;
+    }
     if (!valid_examples.empty() && bad_epochs >= opt.patience) {
       rep.line(fmt::format("early stopping: no better validation BLEU for {} epoch(s)", bad_epochs));
       epoch = finished_epoch + 1;

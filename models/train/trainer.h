@@ -7,7 +7,10 @@
 // validation file, the best model kept in OUT/best, early stopping after `patience` epochs
 // without a better BLEU. The full training state (model, optimizer, generators, position in the
 // data) goes to OUT/checkpoint after every epoch, when max_steps or time_limit stops training,
-// and on SIGINT / SIGTERM; --resume continues from it exactly (bitwise on the CPU).
+// and on SIGINT / SIGTERM (a stop on an epoch's last batch first finishes the epoch: validation,
+// best model); --resume continues from it exactly (bitwise on the CPU). Validation sources
+// longer than the model accepts are left out (counted in the log); the options are checked
+// before anything is read (ValueError).
 #pragma once
 
 #include <cstdint>
@@ -23,6 +26,10 @@ struct TrainOptions {
   int64_t hidden = 256, layers = 1;
   bool bidirectional = false, input_feeding = false;
   int64_t batch = 64, epochs = 10, max_steps = 0;  // max_steps 0: no limit
+  // With resume_dir: a run continues with its checkpoint's options except the limits: max_steps,
+  // time_limit (0: none) and, when epochs_given (set by `attn train` when --epochs is on the
+  // command line), epochs.
+  bool epochs_given = false;
   double lr = 1e-3, dropout = 0.1, teacher_forcing = 0.5, clip = 1.0, label_smoothing = 0.0;
   uint64_t seed = 1;
   std::string device = "auto";

@@ -1,0 +1,335 @@
+// Training stops, resumes and refuses bad input clearly: a stop on an epoch's last batch still
+// validates the epoch; an over-long validation sentence is skipped, not fatal; --epochs and
+// --resume paths on the command line; options checked before training; the optimizer and
+// trainer state of a checkpoint checked strictly, with errors naming the file.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "core/io/atomic_file.h"
+#include "core/io/safetensors.h"
+#include "core/optim/optimizer.h"
+#include "models/seq2seq/checkpoint.h"
+#include "models/tasks/dates.h"
+#include "models/train/trainer.h"
+#include "tests/data_test_util.h"
+
+namespace attn::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A tiny run on 64 generated date pairs: 4 batches an epoch, milliseconds a step.
+train::TrainOptions tiny_run(const TempDir& dir, const std::string& out) {
+  if (!fs::exists(dir.file("train.tsv"))) tasks::write_tsv(tasks::generate_dates(64, 11), dir.file("train.tsv"));
+  train::TrainOptions o;
+  o.train_path = dir.file("train.tsv");
+  o.out_dir = dir.file(out);
+  o.hidden = 16;
+  o.batch = 16;
+  o.min_freq = 1;
+  o.dropout = 0.0;
+  o.epochs = 1;
+  o.quiet = true;
+  o.device = "cpu";
+  return o;
+}
+
+int64_t count(const std::string& text, const std::string& what) {
+  int64_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+int run(const std::string& cmd) {
+  const int status = std::system(cmd.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;  // -1: killed by a signal (a crash)
+}
+
+std::string attn_binary() { return std::string(ATTN_BINARY_DIR) + "/attn"; }
+
+// ---------------------------------------------------------------- stopping at an epoch's end
+
+TEST(TrainStop, OnTheLastBatchOfAnEpochTheEpochIsValidatedFirst) {
+  TempDir dir;
+  train::TrainOptions o = tiny_run(dir, "probe");
+  const int64_t per_epoch = train::train(o).steps;  // one epoch without validation
+  ASSERT_GT(per_epoch, 1);
+
+  o.valid_path = o.train_path;
+  o.epochs = 2;
+  o.out_dir = dir.file("straight");
+  train::train(o);
+
+  o.out_dir = dir.file("split");
+  o.max_steps = per_epoch;  // stops exactly on epoch 1's last batch
+  train::TrainResult first = train::train(o);
+  EXPECT_EQ(first.steps, per_epoch);
+  EXPECT_EQ(first.epochs_done, 1);
+  EXPECT_GE(first.last_valid_bleu, 0.0);
+  EXPECT_TRUE(fs::exists(dir.file("split/best/model.safetensors")));
+  std::string log = io::read_file(dir.file("split/train.log"));
+  EXPECT_EQ(count(log, "epoch 1 done"), 1) << log;
+  EXPECT_NE(log.find("reached --max-steps"), std::string::npos) << log;
+
+  // The resume starts at epoch 2 and validates it; epoch 1 is not validated twice, and the run
+  // ends where the straight one did, bit for bit.
+  train::TrainOptions r;
+  r.resume_dir = dir.file("split/checkpoint");
+  r.quiet = true;
+  r.device = "cpu";
+  train::TrainResult done = train::train(r);
+  EXPECT_EQ(done.steps, 2 * per_epoch);
+  EXPECT_EQ(done.epochs_done, 2);
+  log = io::read_file(dir.file("split/train.log"));
+  EXPECT_EQ(count(log, "epoch 1 done"), 1) << log;
+  EXPECT_EQ(count(log, "epoch 2 done"), 1) << log;
+  EXPECT_EQ(io::read_file(dir.file("straight/checkpoint/model.safetensors")),
+            io::read_file(dir.file("split/checkpoint/model.safetensors")));
+  EXPECT_EQ(io::read_file(dir.file("straight/checkpoint/optimizer.safetensors")),
+            io::read_file(dir.file("split/checkpoint/optimizer.safetensors")));
+}
+
+// ---------------------------------------------------------------- over-long validation sources
+
+TEST(TrainValidation, SourcesLongerThanTheModelTakesAreSkippedAndCounted) {
+  TempDir dir;
+  train::TrainOptions o = tiny_run(dir, "run");
+  std::string long_source;
+  for (int i = 0; i < 150; ++i) long_source += "may ";
+  {
+    std::ofstream v(dir.file("valid.tsv"));
+    v << "june 5th 2012\t2012-06-05\n" << long_source << "\t2000-05-01\n" << "the third of march , 1999\t1999-03-03\n";
+  }
+  o.valid_path = dir.file("valid.tsv");
+  train::TrainResult r;
+  ASSERT_NO_THROW(r = train::train(o));
+  EXPECT_GE(r.last_valid_bleu, 0.0);
+  const std::string log = io::read_file(dir.file("run/train.log"));
+  EXPECT_NE(log.find("skipped 1 validation sentence(s) longer than 100 tokens"), std::string::npos) << log;
+  EXPECT_NE(log.find("2 validation pairs"), std::string::npos) << log;
+  EXPECT_NE(log.find("epoch 1 done"), std::string::npos) << log;
+}
+
+TEST(TrainValidation, EvalNamesTheFileAndLineOfAnOverLongSource) {
+  TempDir dir;
+  train::TrainOptions o = tiny_run(dir, "run");
+  const std::string model = train::train(o).checkpoint_dir;
+  std::string long_source;
+  for (int i = 0; i < 150; ++i) long_source += "may ";
+  {
+    std::ofstream t(dir.file("test.tsv"));
+    t << "june 5th 2012\t2012-06-05\nmay 1st 2001\t2001-05-01\n" << long_source << "\t2000-05-01\n";
+  }
+  const std::string out = dir.file("eval.out");
+  EXPECT_EQ(run(attn_binary() + " eval --device cpu --model " + model + " --test " + dir.file("test.tsv") + " > " + out +
+                " 2>&1"),
+            1);
+  const std::string text = io::read_file(out);
+  EXPECT_NE(text.find("test.tsv:3: the source sentence has 151 tokens"), std::string::npos) << text;
+}
+
+// ---------------------------------------------------------------- the command line: --epochs, --resume paths
+
+TEST(TrainCli, ResumeTakesEpochsTenAndAnyFormOfTheCheckpointPath) {
+  TempDir dir;
+  train::TrainOptions o = tiny_run(dir, "run");
+  const int64_t per_epoch = train::train(o).steps;  // epochs 1: the run is "done"
+  const std::string attn = attn_binary() + " train --quiet --device cpu";
+  const std::string out = dir.file("cli.out");
+  // --epochs 10 equals the default but is given: it extends the finished run.
+  ASSERT_EQ(run(attn + " --resume " + dir.file("run/checkpoint/") + " --epochs 10 --max-steps " +
+                std::to_string(per_epoch + 2) + " > " + out + " 2>&1"),
+            0)
+      << io::read_file(out);
+  std::string log = io::read_file(dir.file("run/train.log"));
+  EXPECT_NE(log.find(fmt::format("trained {} steps", per_epoch + 2)), std::string::npos) << log;
+  // The trailing slash continued in run/, not in a checkpoint nested inside the old one.
+  EXPECT_FALSE(fs::exists(dir.file("run/checkpoint/checkpoint")));
+  EXPECT_FALSE(fs::exists(dir.file("run/checkpoint/train.log")));
+  // A bare relative name, from inside run/.
+  ASSERT_EQ(run("cd " + dir.file("run") + " && " + attn + " --resume checkpoint --epochs 10 --max-steps " +
+                std::to_string(per_epoch + 4) + " > " + out + " 2>&1"),
+            0)
+      << io::read_file(out);
+  log = io::read_file(dir.file("run/train.log"));
+  EXPECT_NE(log.find(fmt::format("trained {} steps", per_epoch + 4)), std::string::npos) << log;
+  std::vector<std::string> entries;
+  for (const auto& e : fs::directory_iterator(dir.file("run"))) entries.push_back(e.path().filename().string());
+  std::sort(entries.begin(), entries.end());
+  EXPECT_EQ(entries, (std::vector<std::string>{"checkpoint", "train.log"}));
+}
+
+TEST(TrainCli, ResumeWithoutEpochsKeepsTheRunsOwn) {
+  TempDir dir;
+  train::TrainOptions o = tiny_run(dir, "run");
+  const int64_t per_epoch = train::train(o).steps;
+  train::TrainOptions r;
+  r.resume_dir = dir.file("run/checkpoint");
+  r.quiet = true;
+  r.device = "cpu";
+  r.epochs = 5;  // not given: the checkpoint's 1 stays, nothing more to do
+  EXPECT_EQ(train::train(r).steps, per_epoch);
+  r.epochs_given = true;
+  r.max_steps = per_epoch + 1;
+  EXPECT_EQ(train::train(r).steps, per_epoch + 1);
+}
+
+TEST(Checkpoint, SaveToAPathWithATrailingSlash) {
+  TempDir dir;
+  train::TrainOptions o = tiny_run(dir, "run");
+  o.max_steps = 1;
+  models::LoadedModel m = models::load_checkpoint(train::train(o).checkpoint_dir);
+  for (int i = 0; i < 2; ++i)  // a new directory, then one replacing it
+    ASSERT_NO_THROW(models::save_checkpoint(dir.file("x") + "/", *m.model, m.src_vocab, m.tgt_vocab)) << i;
+  std::vector<std::string> inside;
+  for (const auto& e : fs::directory_iterator(dir.file("x"))) inside.push_back(e.path().filename().string());
+  std::sort(inside.begin(), inside.end());
+  EXPECT_EQ(inside, (std::vector<std::string>{"config.json", "model.safetensors", "src.vocab", "tgt.vocab"}));
+  for (const auto& e : fs::directory_iterator(dir.path()))
+    EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
+  EXPECT_NO_THROW(models::load_checkpoint(dir.file("x") + "/"));
+  EXPECT_EQ(models::normalize_dir(dir.file("x") + "/./"), fs::path(dir.file("x")));
+}
+
+// ---------------------------------------------------------------- options checked before training
+
+TEST(TrainOptions, ValuesTheModelCannotLoadAreRefusedBeforeTraining) {
+  TempDir dir;
+  auto refused = [&](auto set, std::initializer_list<std::string> mention) {
+    train::TrainOptions o = tiny_run(dir, "run");
+    set(o);
+    expect_throw_with<ValueError>([&] { train::train(o); }, mention);
+    EXPECT_FALSE(fs::exists(dir.file("run"))) << "nothing written";
+  };
+  refused([](train::TrainOptions& o) { o.dropout = 1.0; }, {"--dropout", "[0, 1)", "1"});
+  refused([](train::TrainOptions& o) { o.dropout = -0.1; }, {"--dropout"});
+  refused([](train::TrainOptions& o) { o.dropout = std::nan(""); }, {"--dropout"});
+  refused([](train::TrainOptions& o) { o.label_smoothing = 1.0; }, {"--label-smoothing"});
+  refused([](train::TrainOptions& o) { o.hidden = 0; }, {"--hidden"});
+  refused([](train::TrainOptions& o) { o.max_len = 0; }, {"--max-len"});
+  refused([](train::TrainOptions& o) { o.epochs = 0; }, {"--epochs"});
+  refused([](train::TrainOptions& o) { o.lr = -1.0; }, {"--lr"});
+  // A vocabulary of the 4 special tokens only would make a config that cannot be loaded.
+  train::TrainOptions o = tiny_run(dir, "run");
+  o.min_freq = 1000000;
+  expect_throw_with<ValueError>([&] { train::train(o); }, {"--min-freq", "train.tsv"});
+  // The largest allowed dropout still gives a loadable checkpoint.
+  o = tiny_run(dir, "ok");
+  o.dropout = 0.99;
+  o.max_steps = 1;
+  EXPECT_NO_THROW(models::load_checkpoint(train::train(o).checkpoint_dir));
+}
+
+// ---------------------------------------------------------------- strict training state
+
+TEST(TrainState, MissingOrForeignOptimizerStateIsAnErrorNamingTheFile) {
+  TempDir dir;
+  train::TrainOptions o = tiny_run(dir, "run");
+  o.max_steps = 2;
+  const std::string ck = train::train(o).checkpoint_dir;
+  const std::string optimizer = io::read_file(ck + "/optimizer.safetensors");
+  train::TrainOptions r;
+  r.resume_dir = ck;
+  r.quiet = true;
+  r.device = "cpu";
+  r.epochs_given = true;
+  r.max_steps = 3;
+
+  fs::remove(ck + "/optimizer.safetensors");
+  expect_throw_with<IOError>([&] { models::load_checkpoint(ck); }, {ck, "optimizer.safetensors", "missing"});
+  expect_throw_with<IOError>([&] { train::train(r); }, {"optimizer.safetensors", "missing"});
+
+  // The model's weights copied over it: names Adam does not know.
+  fs::copy_file(ck + "/model.safetensors", ck + "/optimizer.safetensors");
+  expect_throw_with<IOError>([&] { train::train(r); }, {ck + "/optimizer.safetensors", "unexpected tensor"});
+
+  // An empty state at step 2.
+  io::save_safetensors(ck + "/optimizer.safetensors", {});
+  expect_throw_with<IOError>([&] { train::train(r); }, {"optimizer.safetensors", "no optimizer state"});
+
+  // A step count stored as a float.
+  io::SafetensorsFile f = io::parse_safetensors(optimizer, "optimizer");
+  for (auto& [n, t] : f.tensors)
+    if (n == "0.step") t = full(Shape{}, 2.0, {.dtype = DType::Float64});
+  io::save_safetensors(ck + "/optimizer.safetensors", f.tensors);
+  expect_throw_with<IOError>([&] { train::train(r); }, {"optimizer.safetensors", "0.step", "int64"});
+
+  io::write_file_atomic(ck + "/optimizer.safetensors", optimizer);
+  EXPECT_EQ(train::train(r).steps, 3);
+}
+
+TEST(TrainState, AdamLoadStateChecksEverySlot) {
+  Tensor a = from_vector<float>({1.0f, 2.0f, 3.0f}), b = from_vector<float>({4.0f, 5.0f});
+  a.requires_grad_(true);
+  b.requires_grad_(true);
+  optim::Adam opt({a, b}, {.lr = 0.1});
+  a.set_grad(from_vector<float>({0.5f, -0.5f, 1.0f}));
+  b.set_grad(from_vector<float>({1.0f, 1.0f}));
+  opt.step();
+  const std::vector<std::pair<std::string, Tensor>> good = opt.state();
+  auto with = [&](const std::string& name, const Tensor& t) {
+    std::vector<std::pair<std::string, Tensor>> s = good;
+    bool found = false;
+    for (auto& [n, v] : s)
+      if (n == name) v = t, found = true;
+    if (!found) s.emplace_back(name, t);
+    return s;
+  };
+  auto without = [&](const std::string& name) {
+    std::vector<std::pair<std::string, Tensor>> s;
+    for (const auto& [n, v] : good)
+      if (n != name) s.emplace_back(n, v);
+    return s;
+  };
+  optim::Adam fresh({a, b}, {.lr = 0.1});
+  expect_throw_with<DTypeError>([&] { fresh.load_state(with("0.step", full(Shape{}, 1.0, {.dtype = DType::Float64}))); },
+                                {"0.step", "int64", "float64"});
+  expect_throw_with<DTypeError>([&] { fresh.load_state(with("0.step", from_vector<int64_t>({1, 1}))); }, {"0.step", "[2]"});
+  expect_throw_with<ValueError>([&] { fresh.load_state(with("1.step", full(Shape{}, -3.0, {.dtype = DType::Int64}))); },
+                                {"1.step", "-3"});
+  expect_throw_with<DTypeError>(
+      [&] { fresh.load_state(with("1.exp_avg", zeros(Shape{2}, {.dtype = DType::Float64}))); }, {"1.exp_avg", "float64", "float32"});
+  expect_throw_with<ShapeError>([&] { fresh.load_state(with("0.exp_avg_sq", zeros(Shape{2}))); }, {"0.exp_avg_sq", "[2]", "[3]"});
+  expect_throw_with<ValueError>([&] { fresh.load_state(with("2.exp_avg", zeros(Shape{2}))); }, {"2.exp_avg", "unexpected"});
+  expect_throw_with<ValueError>([&] { fresh.load_state(with("encoder.weight", zeros(Shape{2}))); }, {"encoder.weight"});
+  expect_throw_with<ValueError>([&] { fresh.load_state(without("0.step")); }, {"0.step", "missing"});
+  expect_throw_with<ValueError>([&] { fresh.load_state(without("1.exp_avg")); }, {"1.exp_avg", "missing"});
+  // A failed load leaves the optimizer untouched; a good one restores the step counts.
+  EXPECT_EQ(fresh.steps(0), 0);
+  EXPECT_TRUE(fresh.state().empty());
+  fresh.load_state(good);
+  EXPECT_EQ(fresh.steps(0), 1);
+  EXPECT_EQ(fresh.steps(1), 1);
+  EXPECT_EQ(fresh.state().size(), good.size());
+}
+
+TEST(TrainState, TrainerJsonWithAMissingOrMistypedKeyNamesTheFile) {
+  TempDir dir;
+  train::TrainOptions o = tiny_run(dir, "run");
+  o.max_steps = 1;
+  const std::string ck = train::train(o).checkpoint_dir;
+  const std::string original = io::read_file(ck + "/trainer.json");
+  train::TrainOptions r;
+  r.resume_dir = ck;
+  r.quiet = true;
+  r.device = "cpu";
+  auto broken = [&](auto edit, const std::string& key) {
+    nlohmann::json j = nlohmann::json::parse(original);
+    edit(j);
+    io::write_file_atomic(ck + "/trainer.json", j.dump());
+    expect_throw_with<IOError>([&] { train::train(r); }, {ck + "/trainer.json", key});
+  };
+  broken([](nlohmann::json& j) { j.erase("best_bleu"); }, "best_bleu");
+  broken([](nlohmann::json& j) { j["step"] = "seven"; }, "number");
+  broken([](nlohmann::json& j) { j["options"].erase("hidden"); }, "hidden");
+  broken([](nlohmann::json& j) { j["tf_rng"].erase("offset"); }, "offset");
+  broken([](nlohmann::json& j) { j["batch_in_epoch"] = -1; }, "batch_in_epoch");
+}
+
+}  // namespace
+}  // namespace attn::test
