@@ -17,45 +17,13 @@
 #include "models/tasks/dates.h"
 #include "models/train/trainer.h"
 #include "models/viz/heatmap.h"
+#include "tests/data_test_util.h"
 #include "tests/test_util.h"
 
 namespace attn::test {
 namespace {
 
 namespace fs = std::filesystem;
-
-// A fresh directory under the system temp dir, removed at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() / fmt::format("attn-test-{}-{}", ::getpid(), counter_++);
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-  static inline int counter_ = 0;
-};
-
-// Runs fn, expects an exception of type E whose message contains every string of `parts`.
-template <typename E, typename F>
-void expect_throw_with(F&& fn, std::initializer_list<std::string> parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "no exception thrown";
-  } catch (const E& e) {
-    const std::string msg = e.what();
-    for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-  }
-}
 
 // 64 date pairs (source words -> ISO digits), written as a TSV.
 std::vector<tasks::Pair> write_dates(const std::string& path, int64_t n, uint64_t seed) {
