@@ -11,11 +11,16 @@ namespace attn::cpu {
 
 namespace {
 
+// Lanes per vector register and rows per tile, for the instruction set compiled for (wider
+// vectors than the target has would be split, and change the calling convention).
 #if defined(__AVX512F__)
 constexpr int kLanes = 16;
 constexpr int kRows = 8;
-#else
+#elif defined(__AVX__)
 constexpr int kLanes = 8;
+constexpr int kRows = 6;
+#else
+constexpr int kLanes = 4;  // SSE2, NEON
 constexpr int kRows = 6;
 #endif
 constexpr int kPanel = 2 * kLanes;

@@ -11,7 +11,7 @@
 // B[k][p*kPanel + j] at [(p*K + k)*kPanel + j], zero padded. A micro-tile of kRows rows x kPanel
 // columns keeps its 2*kRows accumulators in registers while k runs (one broadcast of A and two
 // vector loads of B per 2*kRows FMAs), summing in k order like a plain dot product.
-//   AVX-512: 8 rows x 32 columns (16 zmm accumulators); AVX2 and others: 6 rows x 16 columns.
+//   AVX-512: 8 rows x 32 columns (16 zmm accumulators); AVX2: 6 x 16; SSE2 / NEON: 6 x 8.
 #pragma once
 
 #include <cstdint>
