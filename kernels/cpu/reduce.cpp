@@ -162,12 +162,8 @@ inline void softmax_row(const T* x, T* y, int64_t len, int64_t sx, int64_t sy, b
   }
   if (std::isinf(mx) && mx < 0) mx = 0;  // a row of -inf: avoid inf - inf
   Acc total = 0;
-  if (log) {
-    if (sx == 1) {
-      total = row_sum_exp(x, len, mx);
-    } else {
-      for (int64_t j = 0; j < len; ++j) total += static_cast<Acc>(exp_t(x[j * sx] - mx));
-    }
+  if (log) {  // strided rows (contiguous ones took row_logsumexp above)
+    for (int64_t j = 0; j < len; ++j) total += static_cast<Acc>(exp_t(x[j * sx] - mx));
     const T lse = static_cast<T>(std::log(total)) + mx;
     for (int64_t j = 0; j < len; ++j) y[j * sy] = x[j * sx] - lse;
     return;

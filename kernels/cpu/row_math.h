@@ -1,6 +1,6 @@
-// Vectorized reductions over one contiguous row, shared by the CPU softmax, softmax + NLL and
-// attention kernels. Sums are taken in float over blocks of 256 (which vectorizes: a float to
-// double conversion in the loop does not) and the block sums carried in double.
+// Vectorized reductions over one contiguous row, shared by the CPU softmax and softmax + NLL
+// kernels. Sums are taken in float over blocks (which vectorizes: a float to double conversion
+// in the loop does not) and the block sums carried in double.
 #pragma once
 
 #include <cmath>
@@ -18,21 +18,6 @@ inline T row_max(const T* x, int64_t n) {
 #pragma omp simd reduction(max : mx)
   for (int64_t j = 0; j < n; ++j) mx = x[j] > mx ? x[j] : mx;
   return mx;
-}
-
-// sum_j exp(x[j] - shift)
-template <typename T>
-inline acc_t<T> row_sum_exp(const T* x, int64_t n, T shift) {
-  constexpr int64_t kBlock = 256;
-  acc_t<T> total = 0;
-  for (int64_t j0 = 0; j0 < n; j0 += kBlock) {
-    const int64_t j1 = j0 + kBlock < n ? j0 + kBlock : n;
-    T part = 0;
-#pragma omp simd reduction(+ : part)
-    for (int64_t j = j0; j < j1; ++j) part += exp_t(x[j] - shift);
-    total += static_cast<acc_t<T>>(part);
-  }
-  return total;
 }
 
 // log(sum_j exp(x[j])) in one pass over memory, and sum_j x[j] too when `sum` is given.
@@ -71,21 +56,6 @@ inline acc_t<T> row_logsumexp(const T* x, int64_t n, acc_t<T>* sum = nullptr) {
   }
   if (sum) *sum = plain;
   return m + std::log(total);
-}
-
-// sum_j x[j]
-template <typename T>
-inline acc_t<T> row_sum(const T* x, int64_t n) {
-  constexpr int64_t kBlock = 256;
-  acc_t<T> total = 0;
-  for (int64_t j0 = 0; j0 < n; j0 += kBlock) {
-    const int64_t j1 = j0 + kBlock < n ? j0 + kBlock : n;
-    T part = 0;
-#pragma omp simd reduction(+ : part)
-    for (int64_t j = j0; j < j1; ++j) part += x[j];
-    total += static_cast<acc_t<T>>(part);
-  }
-  return total;
 }
 
 }  // namespace attn::cpu

@@ -59,7 +59,7 @@ std::vector<std::vector<Hypothesis>> greedy_search(const Seq2Seq& model, const T
     Tensor logp = log_softmax(o.logits, 1);
     // <pad> and <s> are never outputs (ids 0 and 1: the pick is among ids >= kFirstOutput). The
     // scores stay the model's log-probabilities.
-    ValuesIndices best = max(logp.narrow(1, kFirstOutput, logp.size(1) - kFirstOutput).contiguous(), 1);
+    ValuesIndices best = max(logp.narrow(1, kFirstOutput, logp.size(1) - kFirstOutput), 1);  // a view: no copy
     std::vector<int64_t> tok = best.indices.to_vector<int64_t>();
     for (int64_t& id : tok) id += kFirstOutput;
     const std::vector<double> lp = best.values.to_vector<double>();
