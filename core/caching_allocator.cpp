@@ -29,8 +29,11 @@ void* CachingAllocator::allocate(size_t nbytes) {
   void* ptr = nullptr;
   size_t got = size;
   auto& pool = free_[stream_];
-  // Best fit among cached blocks, if it wastes less than the request itself.
+  // Best fit among cached blocks, if it wastes less than the request itself; among blocks of
+  // that size the one freed last (a multimap keeps equal keys in insertion order), whose lines
+  // are the likeliest to be in cache: the oldest made every new CPU output a stream of misses.
   auto it = pool.lower_bound(size);
+  if (it != pool.end()) it = std::prev(pool.upper_bound(it->first));
   if (it != pool.end() && it->first < 2 * size) {
     ptr = it->second;
     got = it->first;

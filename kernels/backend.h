@@ -127,10 +127,12 @@ class Backend {
   // query (B, T, D); keys (B, S, D) and v (D) for additive scoring, undefined for dot scoring
   // (then D = H); values (B, S, H); lengths (B). Writes context (B, T, H) and weights (B, T, S).
   // tanh_cache (B, T, S, D), additive only and optional: receives tanh(query + keys) at the
-  // unmasked positions, for the backward to read instead of recomputing.
-  virtual void attention_forward(const Tensor& query, const Tensor& keys, const Tensor& v, const Tensor& values,
-                                 const Tensor& lengths, const Tensor& context, const Tensor& weights,
-                                 const Tensor& tanh_cache) = 0;
+  // unmasked positions, for the backward to read instead of recomputing. keys_exp2 (B, S, D),
+  // optional, CPU only: exp(2 keys) with every |key| <= 40 (AdditiveKeys in core/ops/fused.h),
+  // for tanh(q + k) = 1 - 2 / (1 + exp(2q) exp(2k)) at rows whose |query| entries are <= 40.
+  virtual void attention_forward(const Tensor& query, const Tensor& keys, const Tensor& keys_exp2, const Tensor& v,
+                                 const Tensor& values, const Tensor& lengths, const Tensor& context,
+                                 const Tensor& weights, const Tensor& tanh_cache) = 0;
   // Gradients, written (not accumulated): dquery (B, T, D), dkeys (B, S, D) and dv (D) (additive
   // only), dvalues (B, S, H). d_weights and tanh_cache may be undefined.
   virtual void attention_backward(const Tensor& query, const Tensor& keys, const Tensor& v, const Tensor& values,

@@ -53,6 +53,28 @@ TEST(CachingAllocator, ReusesFreedBlocksWithoutNewDeviceAllocations) {
   a.deallocate(small, 512);
 }
 
+// Among cached blocks of the best-fitting size the last one freed is handed out first (its
+// lines are the likeliest still in cache); a smaller request still takes the best fit.
+TEST(CachingAllocator, HandsOutTheBlockFreedLastAmongEqualSizes) {
+  int64_t live = 0, calls = 0;
+  CachingAllocator a("fake", std::make_unique<FakeSource>(&live, &calls));
+  void* b[4];
+  for (void*& p : b) p = a.allocate(100000);
+  void* larger = a.allocate(150000);
+  for (void* p : b) a.deallocate(p, 100000);
+  a.deallocate(larger, 150000);
+  void* got[4] = {a.allocate(100000), a.allocate(99900), a.allocate(120000), a.allocate(100000)};
+  EXPECT_EQ(got[0], b[3]);
+  EXPECT_EQ(got[1], b[2]);    // the same rounded size
+  EXPECT_EQ(got[2], larger);  // the only cached block that fits
+  EXPECT_EQ(got[3], b[1]);
+  EXPECT_EQ(calls, 5);
+  a.deallocate(got[0], 100000);
+  a.deallocate(got[1], 99900);
+  a.deallocate(got[2], 120000);
+  a.deallocate(got[3], 100000);
+}
+
 TEST(CachingAllocator, StatisticsTrackInUseReservedAndPeak) {
   int64_t live = 0, calls = 0;
   CachingAllocator a("fake", std::make_unique<FakeSource>(&live, &calls));

@@ -28,18 +28,23 @@ TEST(BenchHarness, SpeedupIsTakenWithinRounds) {
   EXPECT_EQ(a.samples.back(), 3.0);
 }
 
-TEST(BenchHarness, VariantsAlternateWithinEveryRound) {
+TEST(BenchHarness, EveryRoundRunsEachVariantOnceInARotatedOrder) {
   std::string order;
-  int a_calls = 0, b_calls = 0;
-  const std::vector<Timing> t = time_interleaved({{"a", [&] { order += 'a'; ++a_calls; }}, {"b", [&] { order += 'b'; ++b_calls; }}},
+  int a_calls = 0, b_calls = 0, c_calls = 0;
+  const std::vector<Timing> t = time_interleaved({{"a", [&] { order += 'a'; ++a_calls; }}, {"b", [&] { order += 'b'; ++b_calls; }},
+                                                  {"c", [&] { order += 'c'; ++c_calls; }}},
                                                  /*warmup=*/2, /*reps=*/7, host_clock(), /*min_seconds=*/0.0);
-  ASSERT_EQ(t.size(), 2u);
+  ASSERT_EQ(t.size(), 3u);
+  EXPECT_EQ(t[0].name, "a");
+  EXPECT_EQ(t[2].name, "c");
   EXPECT_EQ(t[0].runs, 7);
   EXPECT_EQ(t[1].runs, 7);
   EXPECT_EQ(t[0].samples.size(), 7u);
   EXPECT_EQ(a_calls, 9);  // 2 warm-up rounds + 7 timed
   EXPECT_EQ(b_calls, 9);
-  for (size_t i = 0; i < order.size(); ++i) EXPECT_EQ(order[i], i % 2 == 0 ? 'a' : 'b') << order;
+  EXPECT_EQ(c_calls, 9);
+  // round r starts with variant r mod 3, so no variant always follows the same one
+  EXPECT_EQ(order, "abcbcacababcbcacababcbcacab");
 }
 
 std::string run_capture(const std::string& cmd, int* status) {

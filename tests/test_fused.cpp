@@ -10,6 +10,7 @@
 #include "core/ops/composed.h"
 #include "core/ops/fused.h"
 #include "core/ops/lengths.h"
+#include "tests/data_test_util.h"
 #include "tests/test_util.h"
 
 namespace attn::test {
@@ -208,10 +209,13 @@ std::vector<Tensor> attn_inputs(Generator& g, std::mt19937& rng, AttnShape s, bo
   return v;
 }
 
-std::function<std::vector<Tensor>(const std::vector<Tensor>&)> attn_fn(bool additive, bool fused) {
-  return [additive, fused](const std::vector<Tensor>& x) {
-    AttentionOutput o = additive ? (fused ? additive_attention(x[0], x[3], x[4], x[1], x[2])
-                                          : composed::additive_attention(x[0], x[3], x[4], x[1], x[2]))
+// `prepared`: additive scoring from keys prepared by prepare_additive_keys (exp(2 keys) on the
+// CPU), as the decoders run it.
+std::function<std::vector<Tensor>(const std::vector<Tensor>&)> attn_fn(bool additive, bool fused, bool prepared = false) {
+  return [additive, fused, prepared](const std::vector<Tensor>& x) {
+    AttentionOutput o = additive ? (!fused      ? composed::additive_attention(x[0], x[3], x[4], x[1], x[2])
+                                    : prepared ? additive_attention(x[0], prepare_additive_keys(x[3]), x[4], x[1], x[2])
+                                               : additive_attention(x[0], x[3], x[4], x[1], x[2]))
                                  : (fused ? dot_attention(x[0], x[1], x[2]) : composed::dot_attention(x[0], x[1], x[2]));
     return std::vector<Tensor>{o.context, o.weights};
   };
@@ -236,6 +240,11 @@ TEST(FusedAttention, MatchesComposedValuesAndGradients) {
       Result comp = run(attn_fn(additive, false), in, R);
       expect_same(fused, comp, 1e-5,
                   fmt::format("{} B{} T{} S{} H{} A{}", additive ? "additive" : "dot", s.B, s.T, s.S, s.H, s.A));
+      if (additive) {
+        ASSERT_TRUE(prepare_additive_keys(in[3]).exp2.defined());
+        expect_same(run(attn_fn(true, true, true), in, R), comp, 1e-5,
+                    fmt::format("additive, prepared keys, B{} T{} S{} H{} A{}", s.B, s.T, s.S, s.H, s.A));
+      }
     }
   }
 }
@@ -254,6 +263,14 @@ TEST(FusedAttention, GradientsMatchFiniteDifferences) {
       };
       std::vector<int> wrt = additive ? std::vector<int>{0, 1, 3, 4} : std::vector<int>{0, 1};
       EXPECT_TRUE(gradcheck(fn, in, wrt)) << (additive ? "additive" : "dot") << " T=" << s.T;
+      if (additive) {  // from prepared keys: the exp(2q) exp(2k) form of the forward
+        auto fp = attn_fn(true, true, true);
+        auto fnp = [&](const std::vector<Tensor>& x) {
+          std::vector<Tensor> o = fp(x);
+          return cat({o[0].flatten(), o[1].flatten()}, 0);
+        };
+        EXPECT_TRUE(gradcheck(fnp, in, wrt)) << "additive, prepared keys, T=" << s.T;
+      }
     }
   }
 }
@@ -278,13 +295,73 @@ TEST(FusedAttention, LargeAdditiveShapesRecomputeTheTanh) {
   expect_same(run(attn_fn(true, true), f32(in64), f32(R64)), exact, 1e-4, "additive, no tanh cache, float32");
 }
 
+// Prepared keys: tanh(q + k) = 1 - 2 / (1 + exp(2q) exp(2k)) where every |k| <= 40 and the
+// row's |q| entries are <= 40, the rational tanh elsewhere. Against the composed op in float64
+// (the math), with saturating terms (|q + k| up to 78), near-cancelling ones (q ~ -k ~ 39) and
+// rows or keys past the bound; in-place changes to the keys after preparation are refused.
+TEST(FusedAttention, PreparedKeysMatchTheMathAcrossTheExpRange) {
+  Generator g(35);
+  std::mt19937 rng(35);
+  const AttnShape s{4, 3, 9, 7, 37};
+  auto f32 = [](const std::vector<Tensor>& v) {
+    std::vector<Tensor> out;
+    for (const Tensor& t : v) out.push_back(is_floating(t.dtype()) ? t.to(DType::Float32) : t);
+    return out;
+  };
+  for (int kind = 0; kind < 3; ++kind) {  // 0 within the bound, 1 a query row past it, 2 a key past it
+    std::vector<Tensor> in = attn_inputs(g, rng, s, true, DType::Float64);
+    in[0] = in[0] * 39.0;  // query (B, T, A) in [-39, 39]
+    in[3] = in[3] * 39.0;  // keys (B, S, A)
+    {
+      NoGradGuard ng;  // near-cancelling terms: keys[1, s] = -query[1, 0] + a little
+      Tensor k1 = in[3].select(0, 1), q10 = in[0].select(0, 1).select(0, 0);
+      k1.copy_(neg(q10).unsqueeze(0) + uniform({s.S, s.A}, -0.01, 0.01, g, {.dtype = DType::Float64}));
+      // a query entry past the bound: exp(2 * 45) is inf in float32, which would make
+      // tanh(45 - 40) 1 instead of 0.99991
+      if (kind == 1) {
+        in[0].select(0, 2).select(0, 1).narrow(0, 5, 1).fill_(45.0);
+        in[3].select(0, 2).select(0, 0).narrow(0, 5, 1).fill_(-40.0);
+      }
+      if (kind == 2) in[3].select(0, 3).select(0, 4).narrow(0, 0, 1).fill_(-41.0);
+    }
+    const std::string what = fmt::format("kind {}", kind);
+    EXPECT_EQ(prepare_additive_keys(in[3].to(DType::Float32)).exp2.defined(), kind != 2) << what;
+    const std::vector<Tensor> R = upstream_for(run(attn_fn(true, false), in, {}).outs, g);
+    const Result exact = run(attn_fn(true, false), in, R);
+    expect_same(run(attn_fn(true, true, true), in, R), exact, 1e-10, what + ", float64");
+    // float32 against the float64 math: a few 1e-7 from rounding the inputs and the sums
+    expect_same(run(attn_fn(true, true, true), f32(in), f32(R)), exact, 1e-5, what + ", float32");
+  }
+  // one term, q = 45 and k = -40: exp(2q) overflows float32, so the row must take the rational
+  // tanh (tanh(5) = 0.99991, where inf would give 1 and a zero gradient). Float32 loses ~5e-4
+  // of 1 - tanh^2 = 1.8e-4 to rounding on either path, so prepared is compared with plain.
+  {
+    std::vector<Tensor> one = {from_vector<double>({45.0}, Shape{1, 1}), uniform({1, 2, 3}, -1.0, 1.0, g, {.dtype = DType::Float64}),
+                               from_vector<int64_t>({2}), from_vector<double>({-40.0, 0.0}, Shape{1, 2, 1}),
+                               from_vector<double>({1.0}, Shape{1})};
+    const std::vector<Tensor> R = upstream_for(run(attn_fn(true, false), one, {}).outs, g);
+    const Result plain = run(attn_fn(true, true), f32(one), f32(R));
+    expect_same(plain, run(attn_fn(true, false), one, R), 1e-3, "q = 45, k = -40, float32 plain keys vs the math");
+    expect_same(run(attn_fn(true, true, true), f32(one), f32(R)), plain, 1e-6, "q = 45, k = -40, float32 prepared vs plain");
+  }
+  // the keys changed in place after preparation: refused, naming the shapes
+  std::vector<Tensor> in = attn_inputs(g, rng, s, true);
+  AdditiveKeys keys = prepare_additive_keys(in[3]);
+  EXPECT_NO_THROW(additive_attention(in[0], keys, in[4], in[1], in[2]));
+  in[3].mul_(2.0);
+  expect_throw_with<ValueError>([&] { additive_attention(in[0], keys, in[4], in[1], in[2]); },
+                                {"changed in place after prepare_additive_keys", "[4, 9, 37]"});
+}
+
 TEST(FusedAttention, MaskedPositionsHaveExactlyZeroWeightAndGradient) {
   Generator g(31);
   std::mt19937 rng(31);
   for (bool additive : {true, false}) {
     std::vector<Tensor> in = attn_inputs(g, rng, {3, 2, 6, 5, 4}, additive);
     in[2] = from_vector<int64_t>({6, 1, 3});
-    Result r = run(attn_fn(additive, true), in, upstream_for(run(attn_fn(additive, true), in, {}).outs, g));
+    for (bool prepared : {false, true}) {
+    if (prepared && !additive) continue;
+    Result r = run(attn_fn(additive, true, prepared), in, upstream_for(run(attn_fn(additive, true), in, {}).outs, g));
     std::vector<float> w = r.outs[1].to_vector<float>(), dvals = r.grads[1].to_vector<float>();
     std::vector<float> dkeys = additive ? r.grads[3].to_vector<float>() : std::vector<float>();
     const std::vector<int64_t> len{6, 1, 3};
@@ -306,6 +383,7 @@ TEST(FusedAttention, MaskedPositionsHaveExactlyZeroWeightAndGradient) {
           for (int64_t a = 0; a < 4; ++a) EXPECT_EQ(dkeys[static_cast<size_t>((b * 6 + s) * 4 + a)], 0.0f);
         }
       }
+    }
     }
   }
 }

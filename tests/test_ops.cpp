@@ -67,6 +67,55 @@ TEST_P(OpBackward, MatchesFiniteDifferences) {
   }
 }
 
+// max along a contiguous row takes a vectorized path (the max, then its first position in
+// blocks of 64): rows shorter and longer than a block, ties, -inf, and NaN (which wins, at its
+// first position, as in PyTorch), against a plain scan; the strided path gives the same.
+TEST(OpMax, ContiguousRowsGiveTheFirstLargestOrTheFirstNaN) {
+  std::mt19937 rng(77);
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    for (int64_t n : {1, 2, 63, 64, 65, 130, 1000}) {
+      for (int kind = 0; kind < 5; ++kind) {  // 0 random, 1 tie, 2 NaN, 3 two NaNs, 4 all -inf
+        std::uniform_real_distribution<double> u(-5.0, 5.0);
+        std::vector<double> row(static_cast<size_t>(n));
+        for (double& x : row) x = u(rng);
+        std::uniform_int_distribution<int64_t> pos(0, n - 1);
+        const int64_t a = pos(rng), b = pos(rng);
+        if (kind == 1) row[static_cast<size_t>(a)] = row[static_cast<size_t>(b)] = 9.0;
+        if (kind == 2) row[static_cast<size_t>(a)] = NAN;
+        if (kind == 3) row[static_cast<size_t>(a)] = row[static_cast<size_t>(b)] = NAN;
+        if (kind == 4) std::fill(row.begin(), row.end(), -INFINITY);
+        int64_t want = 0;
+        for (int64_t j = 1; j < n; ++j) {
+          const double best = row[static_cast<size_t>(want)], x = row[static_cast<size_t>(j)];
+          if (std::isnan(best)) break;
+          if (std::isnan(x) || x > best) want = j;
+        }
+        // two rows: the test row and a shifted copy, so the second starts mid-vector
+        std::vector<double> two(row);
+        two.insert(two.end(), row.begin(), row.end());
+        const Tensor t = from_vector(two, Shape{2, n}).to(dtype);
+        const std::string what = fmt::format("{} n={} kind={}", dtype, n, kind);
+        const ValuesIndices got = max(t, 1);
+        const ValuesIndices strided = max(t.transpose(0, 1).contiguous().transpose(0, 1), 1);
+        for (int64_t r = 0; r < 2; ++r) {
+          EXPECT_EQ(got.indices.to_vector<int64_t>()[static_cast<size_t>(r)], want) << what;
+          EXPECT_EQ(strided.indices.to_vector<int64_t>()[static_cast<size_t>(r)], want) << what;
+          const double v = got.values.to(DType::Float64).to_vector<double>()[static_cast<size_t>(r)];
+          const double expect = static_cast<double>(dtype == DType::Float32 ? static_cast<float>(row[static_cast<size_t>(want)])
+                                                                             : row[static_cast<size_t>(want)]);
+          if (std::isnan(expect)) EXPECT_TRUE(std::isnan(v)) << what;
+          else EXPECT_EQ(v, expect) << what;
+        }
+        if (kind != 4) {
+          const double all = max(t).to(DType::Float64).item<double>();
+          if (kind >= 2) EXPECT_TRUE(std::isnan(all)) << what;
+          else EXPECT_EQ(all, t.to(DType::Float64).to_vector<double>()[static_cast<size_t>(want)]) << what;
+        }
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Ops, OpForward, ::testing::ValuesIn(all_cases()), case_name);
 INSTANTIATE_TEST_SUITE_P(Ops, OpBackward, ::testing::ValuesIn(differentiable_cases()), case_name);
 

@@ -16,6 +16,9 @@ namespace attn {
 
 namespace {
 
+// The largest |key| (and, checked per row by the kernel, |query| entry) of the exp(2 keys) form.
+constexpr double kMaxPreparedKey = 40.0;
+
 struct AttentionBackward final : Node {
   SavedTensor query, keys, v, values, lengths, weights;  // query/weights as (B, T, .)
   Tensor tanh_cache;  // (B, T, S, A) or undefined: internal, never visible outside the op
@@ -61,8 +64,8 @@ struct AttentionBackward final : Node {
   }
 };
 
-AttentionOutput attention(const Tensor& query_in, const Tensor& keys_in, const Tensor& v_in, const Tensor& values_in,
-                          const Tensor& lengths, bool additive) {
+AttentionOutput attention(const Tensor& query_in, const Tensor& keys_in, const Tensor& keys_exp2, const Tensor& v_in,
+                          const Tensor& values_in, const Tensor& lengths, bool additive) {
   const std::string_view op = additive ? "additive_attention" : "dot_attention";
   check_defined(query_in, op);
   check_defined(values_in, op);
@@ -83,6 +86,10 @@ AttentionOutput attention(const Tensor& query_in, const Tensor& keys_in, const T
                "{}: keys must be (B, S, A) = ({}, {}, {}) to match query {} and values {}, got shape {}", op, B, S, D,
                query_in.shape(), values_in.shape(), keys_in.shape());
     ATTN_CHECK(v_in.shape() == Shape{D}, ShapeError, "{}: v must be ({}), got shape {}", op, D, v_in.shape());
+    ATTN_CHECK(!keys_exp2.defined() || (keys_exp2.shape() == keys_in.shape() && keys_exp2.dtype() == keys_in.dtype() &&
+                                        keys_exp2.device() == keys_in.device()),
+               ShapeError, "{}: prepared keys {} {} do not match the keys {} {}", op, keys_exp2.dtype(),
+               keys_exp2.shape(), keys_in.dtype(), keys_in.shape());
   } else {
     ATTN_CHECK(D == H, ShapeError, "{}: query of shape {} and values of shape {} differ in feature size", op,
                query_in.shape(), values_in.shape());
@@ -101,6 +108,7 @@ AttentionOutput attention(const Tensor& query_in, const Tensor& keys_in, const T
   Tensor q = query_in.contiguous();
   if (single) q = alias(q, Shape{B, 1, D}, Strides{D, D, 1}, q.offset());
   const Tensor k = additive ? keys_in.contiguous() : Tensor(), vv = additive ? v_in.contiguous() : Tensor();
+  const Tensor k_exp2 = keys_exp2.defined() ? keys_exp2.contiguous() : Tensor();
   const Tensor val = values_in.contiguous();
   const Options opt{q.dtype(), q.device()};
   Tensor context = empty(Shape{B, T, H}, opt), weights = empty(Shape{B, T, S}, opt);
@@ -110,7 +118,7 @@ AttentionOutput attention(const Tensor& query_in, const Tensor& keys_in, const T
   Tensor tanh_cache;
   if (additive && grad && q.device().is_cpu() && B * T * S * D <= (int64_t{16} << 20))
     tanh_cache = empty(Shape{B, T, S, D}, opt);
-  be.attention_forward(q, k, vv, val, lens, context, weights, tanh_cache);
+  be.attention_forward(q, k, k_exp2, vv, val, lens, context, weights, tanh_cache);
 
   AttentionOutput out{context, weights};
   if (single) {
@@ -141,11 +149,32 @@ AttentionOutput attention(const Tensor& query_in, const Tensor& keys_in, const T
 
 AttentionOutput additive_attention(const Tensor& query, const Tensor& keys, const Tensor& v, const Tensor& values,
                                    const Tensor& lengths) {
-  return attention(query, keys, v, values, lengths, true);
+  return attention(query, keys, Tensor(), v, values, lengths, true);
+}
+
+AdditiveKeys prepare_additive_keys(const Tensor& keys) {
+  check_defined(keys, "prepare_additive_keys");
+  check_floating(keys, "prepare_additive_keys");
+  AdditiveKeys out{keys, Tensor(), keys.version()};
+  if (!keys.device().is_cpu() || keys.numel() == 0) return out;
+  NoGradGuard no_grad;
+  const Tensor k = keys.detach();
+  // exp(2 * 40) is finite in float32, so products of two factors are finite or inf, never NaN.
+  if (max(maximum(k, neg(k))).item<double>() <= kMaxPreparedKey) out.exp2 = exp(mul(k, 2.0));
+  return out;
+}
+
+AttentionOutput additive_attention(const Tensor& query, const AdditiveKeys& keys, const Tensor& v,
+                                   const Tensor& values, const Tensor& lengths) {
+  check_defined(keys.keys, "additive_attention");
+  ATTN_CHECK(keys.keys.version() == keys.version, ValueError,
+             "additive_attention: the keys {} changed in place after prepare_additive_keys (version {} then, {} now)",
+             keys.keys.shape(), keys.version, keys.keys.version());
+  return attention(query, keys.keys, keys.exp2, v, values, lengths, true);
 }
 
 AttentionOutput dot_attention(const Tensor& query, const Tensor& values, const Tensor& lengths) {
-  return attention(query, Tensor(), Tensor(), values, lengths, false);
+  return attention(query, Tensor(), Tensor(), Tensor(), values, lengths, false);
 }
 
 }  // namespace attn

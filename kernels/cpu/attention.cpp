@@ -1,11 +1,14 @@
 // CPU fused attention, forward and backward (see core/ops/attention.cpp for the math).
 //
 // Forward: one (b, t) row per task: scores over s < len (additive: v . tanh(q + k_s), the tanh
-// vectorized over A; dot: q . values_s), max-subtracted softmax, context = sum_s w_s values_s.
+// vectorized over A, from exp(2q) exp(2k_s) when the keys come prepared; dot: q . values_s),
+// max-subtracted softmax, context = sum_s w_s values_s.
 // Backward: one batch entry per task, because all T query rows of entry b add into the same
 // dkeys[b] and dvalues[b]; dv is summed over the batch from per-thread partials.
 #include <omp.h>
 
+#include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "kernels/cpu/cpu_backend.h"
@@ -67,6 +70,39 @@ inline T additive_score(const T* q, const T* k, const T* v, int64_t n, T* cache)
     for (int64_t i = 0; i < n; ++i) acc += v[i] * tanh_t(q[i] + k[i]);
   }
   return acc;
+}
+
+// v . tanh(q + k) from exponentials, qe = exp(2q) and ke = exp(2k) (AdditiveKeys in
+// core/ops/fused.h): tanh(q + k) = 1 - 2 / (1 + qe ke), a multiply, an add and a divide per
+// term where the rational tanh_t takes ~15 operations. Both factors are finite (|q|, |k| <= 40),
+// so the product is finite or inf (tanh 1) or 0 (tanh -1), never NaN.
+template <typename T>
+inline T additive_score_exp(const T* qe, const T* ke, const T* v, int64_t n, T* cache) {
+  T acc = 0;
+  if (cache) {
+#pragma omp simd reduction(+ : acc)
+    for (int64_t i = 0; i < n; ++i) {
+      const T th = T(1) - T(2) / (T(1) + qe[i] * ke[i]);
+      cache[i] = th;
+      acc += v[i] * th;
+    }
+  } else {
+#pragma omp simd reduction(+ : acc)
+    for (int64_t i = 0; i < n; ++i) acc += v[i] * (T(1) - T(2) / (T(1) + qe[i] * ke[i]));
+  }
+  return acc;
+}
+
+// exp(2q) into qe when every |q[i]| <= 40 (the bound of the keys in AdditiveKeys); false if not.
+template <typename T>
+inline bool query_exp2(const T* q, int64_t n, T* qe) {
+  T largest = 0;
+#pragma omp simd reduction(max : largest)
+  for (int64_t i = 0; i < n; ++i) largest = std::max(largest, std::abs(q[i]));
+  if (!(largest <= T(40))) return false;
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) qe[i] = exp_t(T(2) * q[i]);
+  return true;
 }
 
 // Source positions are summed in the element type over blocks of kBlock positions (vectorizes)
@@ -147,9 +183,9 @@ inline void grad_row(int64_t D, int64_t n, const T* ds, const T* w, const T* q, 
 
 }  // namespace
 
-void CpuBackend::attention_forward(const Tensor& query, const Tensor& keys, const Tensor& v, const Tensor& values,
-                                   const Tensor& lengths, const Tensor& context, const Tensor& weights,
-                                   const Tensor& tanh_cache) {
+void CpuBackend::attention_forward(const Tensor& query, const Tensor& keys, const Tensor& keys_exp2, const Tensor& v,
+                                   const Tensor& values, const Tensor& lengths, const Tensor& context,
+                                   const Tensor& weights, const Tensor& tanh_cache) {
   const int64_t B = query.size(0), T = query.size(1), D = query.size(2);
   const int64_t S = values.size(1), H = values.size(2);
   const bool additive = keys.defined();
@@ -158,6 +194,7 @@ void CpuBackend::attention_forward(const Tensor& query, const Tensor& keys, cons
     using Tt = decltype(tag);
     const Tt* qp = query.data<Tt>();
     const Tt* kp = additive ? keys.data<Tt>() : nullptr;
+    const Tt* kep = additive && keys_exp2.defined() ? keys_exp2.data<Tt>() : nullptr;
     const Tt* vp = additive ? v.data<Tt>() : nullptr;
     const Tt* ep = values.data<Tt>();
     Tt* cp = context.data<Tt>();
@@ -165,13 +202,17 @@ void CpuBackend::attention_forward(const Tensor& query, const Tensor& keys, cons
     Tt* cache = tanh_cache.defined() ? tanh_cache.data<Tt>() : nullptr;
     const int64_t work = S * (additive ? D : 0) + S * H;
     parallel_for(B * T, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(work, 1)), [&](int64_t r0, int64_t r1) {
+      std::vector<Tt> qe(kep ? static_cast<size_t>(D) : 0);  // exp(2 query) of the row
       for (int64_t r = r0; r < r1; ++r) {
         const int64_t b = r / T, n = len[b];
         const Tt* q = qp + r * D;
         const Tt* e = ep + b * S * H;
         Tt* w = wp + r * S;
         Tt mx = -std::numeric_limits<Tt>::infinity();
-        if (additive) {
+        if (kep && query_exp2(q, D, qe.data())) {
+          for (int64_t s = 0; s < n; ++s)
+            w[s] = additive_score_exp(qe.data(), kep + (b * S + s) * D, vp, D, cache ? cache + (r * S + s) * D : nullptr);
+        } else if (additive) {
           for (int64_t s = 0; s < n; ++s)
             w[s] = additive_score(q, kp + (b * S + s) * D, vp, D, cache ? cache + (r * S + s) * D : nullptr);
         } else {

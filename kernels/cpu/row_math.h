@@ -20,6 +20,33 @@ inline T row_max(const T* x, int64_t n) {
   return mx;
 }
 
+// The index of the first largest element of x[0, n), n >= 1, or of the first NaN (NaN wins, as
+// in PyTorch): the max and a NaN test in one vectorized pass, then the search for its first
+// position (a branch per element made a whole-tensor max ~1 ns per element).
+template <typename T>
+inline int64_t row_argmax(const T* x, int64_t n) {
+  T mx = -std::numeric_limits<T>::infinity();
+  int nan = 0;
+#pragma omp simd reduction(max : mx) reduction(| : nan)
+  for (int64_t j = 0; j < n; ++j) {
+    mx = x[j] > mx ? x[j] : mx;
+    nan |= x[j] != x[j];
+  }
+  // the first position holding mx (or NaN): blocks tested with a vectorized any, then scanned
+  auto hit = [&](T v) { return nan ? v != v : v == mx; };
+  constexpr int64_t kBlock = 64;
+  for (int64_t j0 = 0; j0 < n; j0 += kBlock) {
+    const int64_t j1 = j0 + kBlock < n ? j0 + kBlock : n;
+    int any = 0;
+#pragma omp simd reduction(| : any)
+    for (int64_t j = j0; j < j1; ++j) any |= hit(x[j]);
+    if (any)
+      for (int64_t j = j0; j < j1; ++j)
+        if (hit(x[j])) return j;
+  }
+  return 0;  // not reached: x holds its max (or its NaN)
+}
+
 // log(sum_j exp(x[j])) in one pass over memory, and sum_j x[j] too when `sum` is given.
 // A row of the vocabulary (tens of KB) does not stay in L1: a max pass then a sum-of-exp pass
 // read it twice from L2 or DRAM. Here each block of kBlock elements (4 KB of float) is read from

@@ -563,9 +563,11 @@ AttentionArgs attention_args(const Tensor& query, const Tensor& keys, const Tens
 }
 }  // namespace
 
-void CudaBackend::attention_forward(const Tensor& query, const Tensor& keys, const Tensor& v, const Tensor& values,
-                                    const Tensor& lengths, const Tensor& context, const Tensor& weights,
-                                    const Tensor& tanh_cache) {
+void CudaBackend::attention_forward(const Tensor& query, const Tensor& keys, const Tensor& keys_exp2, const Tensor& v,
+                                    const Tensor& values, const Tensor& lengths, const Tensor& context,
+                                    const Tensor& weights, const Tensor& tanh_cache) {
+  // prepare_additive_keys() makes exp(2 keys) on the CPU only: these kernels compute tanh directly
+  ATTN_CHECK(!keys_exp2.defined(), ValueError, "attention: the CUDA kernels take no exp(2 keys)");
   AttentionArgs a = attention_args(query, keys, v, values, lengths);
   // grid.y = ceil(S / 8) and ceil(H / 256) blocks, at most 65535 each; grid.x = B * T rows
   ATTN_CHECK(a.S <= int64_t{65535} * 8 && a.H <= int64_t{65535} * 256 && a.B * a.T <= int64_t{0x7fffffff}, ShapeError,

@@ -75,8 +75,8 @@ class CudaBackend final : public kernels::Backend {
                          const Tensor& hprev_t, const Tensor& cprev_t) override;
   void lstm_cell_backward(const Tensor& act_t, const Tensor& cprev_t, const Tensor& lengths, int64_t t,
                           const Tensor& dy_t, const Tensor& dh, const Tensor& dc, const Tensor& dgates_t) override;
-  void attention_forward(const Tensor& query, const Tensor& keys, const Tensor& v, const Tensor& values,
-                         const Tensor& lengths, const Tensor& context, const Tensor& weights,
+  void attention_forward(const Tensor& query, const Tensor& keys, const Tensor& keys_exp2, const Tensor& v,
+                         const Tensor& values, const Tensor& lengths, const Tensor& context, const Tensor& weights,
                          const Tensor& tanh_cache) override;
   void attention_backward(const Tensor& query, const Tensor& keys, const Tensor& v, const Tensor& values,
                           const Tensor& lengths, const Tensor& weights, const Tensor& tanh_cache,

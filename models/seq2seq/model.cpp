@@ -92,7 +92,8 @@ DecoderState DecoderState::select_rows(const Tensor& index) const {
   s.h = index_rows(h.transpose(0, 1), index).transpose(0, 1);  // (L, B', H)
   s.c = index_rows(c.transpose(0, 1), index).transpose(0, 1);
   s.feed = rows(feed);
-  s.keys = rows(keys);
+  s.keys = {rows(keys.keys), rows(keys.exp2), 0};
+  if (s.keys.keys.defined()) s.keys.version = s.keys.keys.version();
   s.memory = rows(memory);
   {
     NoGradGuard g;
@@ -139,7 +140,7 @@ DecoderState BahdanauDecoder::init(const EncoderOutput& enc) const {
   s.c = enc.c;
   s.memory = enc.outputs;
   s.lengths = enc.lengths;
-  s.keys = fc_encoder->forward(enc.outputs);  // once per batch, not once per step
+  s.keys = prepare_additive_keys(fc_encoder->forward(enc.outputs));  // once per batch, not once per step
   return s;
 }
 
@@ -209,7 +210,7 @@ DecoderState LuongDecoder::init(const EncoderOutput& enc) const {
   s.c = enc.c;
   s.memory = enc.outputs;
   s.lengths = enc.lengths;
-  s.keys = attention->keys(enc.outputs);
+  if (Tensor keys = attention->keys(enc.outputs); keys.defined()) s.keys = prepare_additive_keys(keys);
   if (cfg_.input_feeding) s.feed = zeros(Shape{enc.outputs.size(0), cfg_.hidden}, {enc.outputs.dtype(), enc.outputs.device()});
   return s;
 }

@@ -69,7 +69,7 @@ class Encoder : public nn::Module {
 struct DecoderState {
   Tensor h, c;        // (L, B, H)
   Tensor feed;        // (B, H): the previous context (Luong input feeding), else undefined
-  Tensor keys;        // (B, S, H): the encoder side of additive scores, computed once
+  AdditiveKeys keys;  // (B, S, H): the encoder side of additive scores, computed once
   Tensor memory;      // (B, S, H): encoder outputs
   Tensor lengths;     // (B)
   DecoderState select_rows(const Tensor& index) const;  // index (B') int64 on the device

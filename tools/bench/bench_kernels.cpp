@@ -2,7 +2,9 @@
 //
 // For each kernel (additive and dot attention for one decoder step, the LSTM layer, softmax +
 // NLL) and each shape, every variant is timed forward and forward + backward:
-//   fused     the engine's fused op on the chosen device,
+//   fused     the engine's fused op on the chosen device (additive attention: from keys
+//             prepared once per batch, as the decoders run it; fused_unprepared from plain keys,
+//             fused+prepare preparing them in every call),
 //   composed  the same computation from primitive ops (core/ops/composed.h),
 //   cudnn     cuDNN's RNN (LSTM on CUDA only),
 //   cpu_twin  the fused op on the CPU (when the device is a GPU).
@@ -63,7 +65,19 @@ std::vector<Kernel> kernels_for(Device device) {
       return in;
     };
     if (additive) {
-      k.variants = {{"fused", [](const std::vector<Tensor>& x) { auto o = additive_attention(x[0], x[3], x[4], x[1], x[2]); return std::vector<Tensor>{o.context, o.weights}; }},
+      // "fused" is what the decoders run each step: keys prepared once per batch (here once per
+      // input set: the prepared keys hold their tensor, so a freed address is never reused
+      // while cached); "fused_unprepared" prepares nothing; "fused+prepare" prepares every call.
+      auto prepared = std::make_shared<std::map<const void*, AdditiveKeys>>();
+      k.variants = {{"fused", [prepared](const std::vector<Tensor>& x) {
+                       auto it = prepared->find(x[3].raw_data());
+                       if (it == prepared->end() || it->second.version != x[3].version() || !it->second.keys.is_same(x[3]))
+                         it = prepared->insert_or_assign(x[3].raw_data(), prepare_additive_keys(x[3])).first;
+                       auto o = additive_attention(x[0], it->second, x[4], x[1], x[2]);
+                       return std::vector<Tensor>{o.context, o.weights};
+                     }},
+                    {"fused_unprepared", [](const std::vector<Tensor>& x) { auto o = additive_attention(x[0], x[3], x[4], x[1], x[2]); return std::vector<Tensor>{o.context, o.weights}; }},
+                    {"fused+prepare", [](const std::vector<Tensor>& x) { auto o = additive_attention(x[0], prepare_additive_keys(x[3]), x[4], x[1], x[2]); return std::vector<Tensor>{o.context, o.weights}; }},
                     {"composed", [](const std::vector<Tensor>& x) { auto o = composed::additive_attention(x[0], x[3], x[4], x[1], x[2]); return std::vector<Tensor>{o.context, o.weights}; }}};
     } else {
       k.variants = {{"fused", [](const std::vector<Tensor>& x) { auto o = dot_attention(x[0], x[1], x[2]); return std::vector<Tensor>{o.context, o.weights}; }},
