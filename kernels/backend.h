@@ -134,9 +134,11 @@ class Backend {
                                  const Tensor& values, const Tensor& lengths, const Tensor& context,
                                  const Tensor& weights, const Tensor& tanh_cache) = 0;
   // Gradients, written (not accumulated): dquery (B, T, D), dkeys (B, S, D) and dv (D) (additive
-  // only), dvalues (B, S, H). d_weights and tanh_cache may be undefined.
-  virtual void attention_backward(const Tensor& query, const Tensor& keys, const Tensor& v, const Tensor& values,
-                                  const Tensor& lengths, const Tensor& weights, const Tensor& tanh_cache,
+  // only), dvalues (B, S, H). d_weights, keys_exp2 and tanh_cache may be undefined; without a
+  // cache the tanh terms are recomputed (from keys_exp2 where the forward used it).
+  virtual void attention_backward(const Tensor& query, const Tensor& keys, const Tensor& keys_exp2, const Tensor& v,
+                                  const Tensor& values, const Tensor& lengths, const Tensor& weights,
+                                  const Tensor& tanh_cache,
                                   const Tensor& d_context, const Tensor& d_weights, const Tensor& dquery,
                                   const Tensor& dkeys, const Tensor& dv, const Tensor& dvalues) = 0;
 

@@ -293,6 +293,9 @@ TEST(FusedAttention, LargeAdditiveShapesRecomputeTheTanh) {
     return out;
   };
   expect_same(run(attn_fn(true, true), f32(in64), f32(R64)), exact, 1e-4, "additive, no tanh cache, float32");
+  // from prepared keys the backward recomputes them as 1 - 2 / (1 + exp(2q) exp(2k))
+  expect_same(run(attn_fn(true, true, true), in64, R64), exact, 1e-10, "additive, prepared keys, no tanh cache, float64");
+  expect_same(run(attn_fn(true, true, true), f32(in64), f32(R64)), exact, 1e-4, "additive, prepared keys, no tanh cache, float32");
 }
 
 // Prepared keys: tanh(q + k) = 1 - 2 / (1 + exp(2q) exp(2k)) where every |k| <= 40 and the

@@ -113,15 +113,20 @@ inline constexpr int64_t kBlock = 64;
 // (two AVX-512 or four AVX2 vectors of float) while the positions stream past.
 inline constexpr int64_t kChunk = 32;
 
+// Where the backward gets th = tanh(q + k_s) of additive scoring: the forward's cache, the
+// rational tanh of q + k_s, or 1 - 2 / (1 + qe ke_s) from exp(2q) and exp(2 keys) (then `q` and
+// `k` point at those exponentials).
+enum class Th { kCache, kRational, kExp };
+
 // The gradient of one query row r over the feature chunk [a0, a0 + width) for all positions
 // s < n, where ds[s] = d(score[s]):
-//   additive (tanh th = tanh(q + k_s) from the forward's cache, or recomputed):
+//   additive (tanh th = tanh(q + k_s), see Th):
 //     dpre = ds * v * (1 - th^2);  dq += sum_s dpre;  dkeys[s] (+)= dpre;  dv += sum_s ds * th
 //   dot (k_s = values_s; v, cache unused):
 //     dq += sum_s ds * values_s;   dvalues[s] (+)= ds * q + w[s] * dc   (the context's term too)
 // `kFirst`: the entry's first query row writes dkeys / dvalues, later ones add. dq is written;
 // dv (additive) is added to the caller's double sums.
-template <bool kAdditive, bool kCached, bool kFirst, int64_t kWidth, typename T>
+template <bool kAdditive, Th kTh, bool kFirst, int64_t kWidth, typename T>
 inline void grad_chunk(int64_t width_rt, int64_t n, int64_t stride, const T* ds, const T* w, const T* q, const T* k,
                        const T* th_rows, const T* v, const T* dc, T* dq, T* dk, acc_t<T>* dv_sum) {
   const int64_t width = kWidth > 0 ? kWidth : width_rt;
@@ -136,11 +141,12 @@ inline void grad_chunk(int64_t width_rt, int64_t n, int64_t stride, const T* ds,
       const T* ks = k + s * stride;
       T* dks = dk + s * stride;
       if constexpr (kAdditive) {
-        const T* ths = kCached ? th_rows + s * stride : nullptr;
+        const T* ths = kTh == Th::kCache ? th_rows + s * stride : nullptr;
 #pragma omp simd
         for (int64_t i = 0; i < width; ++i) {
           T th;
-          if constexpr (kCached) th = ths[i];
+          if constexpr (kTh == Th::kCache) th = ths[i];
+          else if constexpr (kTh == Th::kExp) th = T(1) - T(2) / (T(1) + q[i] * ks[i]);
           else th = tanh_t(q[i] + ks[i]);
           const T dpre = d * v[i] * (T(1) - th * th);
           dq_blk[i] += dpre;
@@ -167,16 +173,16 @@ inline void grad_chunk(int64_t width_rt, int64_t n, int64_t stride, const T* ds,
 }
 
 // grad_chunk over all features [0, D): full chunks with a compile-time width, then the rest.
-template <bool kAdditive, bool kCached, bool kFirst, typename T>
+template <bool kAdditive, Th kTh, bool kFirst, typename T>
 inline void grad_row(int64_t D, int64_t n, const T* ds, const T* w, const T* q, const T* k, const T* th_rows,
                      const T* v, const T* dc, T* dq, T* dk, acc_t<T>* dv_sum) {
   int64_t a0 = 0;
   for (; a0 + kChunk <= D; a0 += kChunk)
-    grad_chunk<kAdditive, kCached, kFirst, kChunk>(kChunk, n, D, ds, w, q + a0, k + a0, th_rows ? th_rows + a0 : nullptr,
+    grad_chunk<kAdditive, kTh, kFirst, kChunk>(kChunk, n, D, ds, w, q + a0, k + a0, th_rows ? th_rows + a0 : nullptr,
                                                    v ? v + a0 : nullptr, dc ? dc + a0 : nullptr, dq + a0, dk + a0,
                                                    dv_sum ? dv_sum + a0 : nullptr);
   if (a0 < D)
-    grad_chunk<kAdditive, kCached, kFirst, 0>(D - a0, n, D, ds, w, q + a0, k + a0, th_rows ? th_rows + a0 : nullptr,
+    grad_chunk<kAdditive, kTh, kFirst, 0>(D - a0, n, D, ds, w, q + a0, k + a0, th_rows ? th_rows + a0 : nullptr,
                                               v ? v + a0 : nullptr, dc ? dc + a0 : nullptr, dq + a0, dk + a0,
                                               dv_sum ? dv_sum + a0 : nullptr);
 }
@@ -240,8 +246,9 @@ void CpuBackend::attention_forward(const Tensor& query, const Tensor& keys, cons
   });
 }
 
-void CpuBackend::attention_backward(const Tensor& query, const Tensor& keys, const Tensor& v, const Tensor& values,
-                                    const Tensor& lengths, const Tensor& weights, const Tensor& tanh_cache,
+void CpuBackend::attention_backward(const Tensor& query, const Tensor& keys, const Tensor& keys_exp2, const Tensor& v,
+                                    const Tensor& values, const Tensor& lengths, const Tensor& weights,
+                                    const Tensor& tanh_cache,
                                     const Tensor& d_context, const Tensor& d_weights, const Tensor& dquery,
                                     const Tensor& dkeys, const Tensor& dv, const Tensor& dvalues) {
   const int64_t B = query.size(0), T = query.size(1), D = query.size(2);
@@ -252,6 +259,7 @@ void CpuBackend::attention_backward(const Tensor& query, const Tensor& keys, con
     using Tt = decltype(tag);
     const Tt* qp = query.data<Tt>();
     const Tt* kp = additive ? keys.data<Tt>() : nullptr;
+    const Tt* kep = additive && keys_exp2.defined() ? keys_exp2.data<Tt>() : nullptr;
     const Tt* vp = additive ? v.data<Tt>() : nullptr;
     const Tt* ep = values.data<Tt>();
     const Tt* wp = weights.data<Tt>();
@@ -271,6 +279,7 @@ void CpuBackend::attention_backward(const Tensor& query, const Tensor& keys, con
       const int tid = nested ? 0 : omp_get_thread_num();
       acc_t<Tt>* dv_sum = additive ? dv_partial.data() + tid * D : nullptr;
       std::vector<Tt> dscore(static_cast<size_t>(S));
+      std::vector<Tt> qe(kep ? static_cast<size_t>(D) : 0);  // exp(2 query) of the row
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t n = len[b];
         const Tt* e = ep + b * S * H;
@@ -319,14 +328,18 @@ void CpuBackend::attention_backward(const Tensor& query, const Tensor& keys, con
             }
             const Tt* kb = kp + b * S * D;
             const Tt* ths = cache ? cache + r * S * D : nullptr;
-            if (cache && first) grad_row<true, true, true>(D, n, ds, w, q, kb, ths, vp, dc, dq, dkb, dv_sum);
-            else if (cache) grad_row<true, true, false>(D, n, ds, w, q, kb, ths, vp, dc, dq, dkb, dv_sum);
-            else if (first) grad_row<true, false, true>(D, n, ds, w, q, kb, ths, vp, dc, dq, dkb, dv_sum);
-            else grad_row<true, false, false>(D, n, ds, w, q, kb, ths, vp, dc, dq, dkb, dv_sum);
+            if (cache && first) grad_row<true, Th::kCache, true>(D, n, ds, w, q, kb, ths, vp, dc, dq, dkb, dv_sum);
+            else if (cache) grad_row<true, Th::kCache, false>(D, n, ds, w, q, kb, ths, vp, dc, dq, dkb, dv_sum);
+            else if (kep && query_exp2(q, D, qe.data())) {
+              const Tt* keb = kep + b * S * D;
+              if (first) grad_row<true, Th::kExp, true>(D, n, ds, w, qe.data(), keb, ths, vp, dc, dq, dkb, dv_sum);
+              else grad_row<true, Th::kExp, false>(D, n, ds, w, qe.data(), keb, ths, vp, dc, dq, dkb, dv_sum);
+            } else if (first) grad_row<true, Th::kRational, true>(D, n, ds, w, q, kb, ths, vp, dc, dq, dkb, dv_sum);
+            else grad_row<true, Th::kRational, false>(D, n, ds, w, q, kb, ths, vp, dc, dq, dkb, dv_sum);
           } else {
             // dot: dquery = sum_s ds values_s; d(values_s) = ds q + w[s] d(context), in one pass
-            if (first) grad_row<false, false, true>(D, n, ds, w, q, e, static_cast<const Tt*>(nullptr), static_cast<const Tt*>(nullptr), dc, dq, de, static_cast<acc_t<Tt>*>(nullptr));
-            else grad_row<false, false, false>(D, n, ds, w, q, e, static_cast<const Tt*>(nullptr), static_cast<const Tt*>(nullptr), dc, dq, de, static_cast<acc_t<Tt>*>(nullptr));
+            if (first) grad_row<false, Th::kRational, true>(D, n, ds, w, q, e, static_cast<const Tt*>(nullptr), static_cast<const Tt*>(nullptr), dc, dq, de, static_cast<acc_t<Tt>*>(nullptr));
+            else grad_row<false, Th::kRational, false>(D, n, ds, w, q, e, static_cast<const Tt*>(nullptr), static_cast<const Tt*>(nullptr), dc, dq, de, static_cast<acc_t<Tt>*>(nullptr));
           }
         }
       }

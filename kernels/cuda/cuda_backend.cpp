@@ -582,10 +582,12 @@ void CudaBackend::attention_forward(const Tensor& query, const Tensor& keys, con
   ATTN_CUDA_CHECK(launch_attention_forward(query.dtype(), a, stream()));
 }
 
-void CudaBackend::attention_backward(const Tensor& query, const Tensor& keys, const Tensor& v, const Tensor& values,
-                                     const Tensor& lengths, const Tensor& weights, const Tensor& tanh_cache,
+void CudaBackend::attention_backward(const Tensor& query, const Tensor& keys, const Tensor& keys_exp2, const Tensor& v,
+                                     const Tensor& values, const Tensor& lengths, const Tensor& weights,
+                                     const Tensor& tanh_cache,
                                      const Tensor& d_context, const Tensor& d_weights, const Tensor& dquery,
                                      const Tensor& dkeys, const Tensor& dv, const Tensor& dvalues) {
+  ATTN_CHECK(!keys_exp2.defined(), ValueError, "attention backward: the CUDA kernels take no exp(2 keys)");
   AttentionArgs a = attention_args(query, keys, v, values, lengths);
   a.tanh_cache = tanh_cache.defined() ? tanh_cache.raw_data() : nullptr;
   a.weights = weights.raw_data();

@@ -78,8 +78,8 @@ class CudaBackend final : public kernels::Backend {
   void attention_forward(const Tensor& query, const Tensor& keys, const Tensor& keys_exp2, const Tensor& v,
                          const Tensor& values, const Tensor& lengths, const Tensor& context, const Tensor& weights,
                          const Tensor& tanh_cache) override;
-  void attention_backward(const Tensor& query, const Tensor& keys, const Tensor& v, const Tensor& values,
-                          const Tensor& lengths, const Tensor& weights, const Tensor& tanh_cache,
+  void attention_backward(const Tensor& query, const Tensor& keys, const Tensor& keys_exp2, const Tensor& v,
+                          const Tensor& values, const Tensor& lengths, const Tensor& weights, const Tensor& tanh_cache,
                           const Tensor& d_context, const Tensor& d_weights, const Tensor& dquery,
                           const Tensor& dkeys, const Tensor& dv, const Tensor& dvalues) override;
   void softmax_nll_forward(const Tensor& logits, const Tensor& target, int64_t ignore_index, double smoothing,
