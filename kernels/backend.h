@@ -133,6 +133,9 @@ class Backend {
   virtual void attention_forward(const Tensor& query, const Tensor& keys, const Tensor& keys_exp2, const Tensor& v,
                                  const Tensor& values, const Tensor& lengths, const Tensor& context,
                                  const Tensor& weights, const Tensor& tanh_cache) = 0;
+  // exp(2 keys) for attention_forward's keys_exp2, in one pass, or undefined where a backend does
+  // not use that form (CUDA) or some |key| > 40 (or is NaN). keys contiguous.
+  virtual Tensor additive_keys_exp2(const Tensor& keys) { return Tensor(); }
   // Gradients, written (not accumulated): dquery (B, T, D), dkeys (B, S, D) and dv (D) (additive
   // only), dvalues (B, S, H). d_weights, keys_exp2 and tanh_cache may be undefined; without a
   // cache the tanh terms are recomputed (from keys_exp2 where the forward used it).

@@ -347,6 +347,21 @@ TEST(FusedAttention, PreparedKeysMatchTheMathAcrossTheExpRange) {
     expect_same(plain, run(attn_fn(true, false), one, R), 1e-3, "q = 45, k = -40, float32 plain keys vs the math");
     expect_same(run(attn_fn(true, true, true), f32(one), f32(R)), plain, 1e-6, "q = 45, k = -40, float32 prepared vs plain");
   }
+  // the bound on the keys, in any 4096-element block of a longer tensor: 40 is in, just above,
+  // inf and NaN are out (those keys take the plain path); the prepared values are exp(2k)
+  {
+    Tensor big = uniform({3, 5000}, -40.0, 40.0, g);
+    big.select(0, 1).narrow(0, 4100, 1).fill_(40.0);
+    AdditiveKeys ok = prepare_additive_keys(big);
+    ASSERT_TRUE(ok.exp2.defined());
+    const std::vector<float> k = big.to_vector<float>(), e2 = ok.exp2.to_vector<float>();
+    for (size_t i = 0; i < k.size(); i += 97) EXPECT_NEAR(e2[i] / std::exp(2.0 * k[i]), 1.0, 3e-7) << k[i];
+    for (float bad : {40.001f, -40.001f, INFINITY, -INFINITY, NAN}) {
+      Tensor b = big.clone();
+      b.select(0, 2).narrow(0, 4999, 1).fill_(bad);
+      EXPECT_FALSE(prepare_additive_keys(b).exp2.defined()) << bad;
+    }
+  }
   // the keys changed in place after preparation: refused, naming the shapes
   std::vector<Tensor> in = attn_inputs(g, rng, s, true);
   AdditiveKeys keys = prepare_additive_keys(in[3]);

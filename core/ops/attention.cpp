@@ -17,9 +17,6 @@ namespace attn {
 
 namespace {
 
-// The largest |key| (and, checked per row by the kernel, |query| entry) of the exp(2 keys) form.
-constexpr double kMaxPreparedKey = 40.0;
-
 struct AttentionBackward final : Node {
   SavedTensor query, keys, v, values, lengths, weights;  // query/weights as (B, T, .)
   SavedTensor keys_exp2;  // exp(2 keys) of prepared keys, or undefined
@@ -163,11 +160,10 @@ AdditiveKeys prepare_additive_keys(const Tensor& keys) {
   check_defined(keys, "prepare_additive_keys");
   check_floating(keys, "prepare_additive_keys");
   AdditiveKeys out{keys, Tensor(), keys.version()};
-  if (!keys.device().is_cpu() || keys.numel() == 0) return out;
-  NoGradGuard no_grad;
-  const Tensor k = keys.detach();
+  if (keys.numel() == 0) return out;
   // exp(2 * 40) is finite in float32, so products of two factors are finite or inf, never NaN.
-  if (max(maximum(k, neg(k))).item<double>() <= kMaxPreparedKey) out.exp2 = exp(mul(k, 2.0));
+  const Tensor k = keys.detach().contiguous();
+  out.exp2 = kernels::dispatch("prepare_additive_keys", {&k}).additive_keys_exp2(k);
   return out;
 }
 

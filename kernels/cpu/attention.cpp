@@ -246,6 +246,41 @@ void CpuBackend::attention_forward(const Tensor& query, const Tensor& keys, cons
   });
 }
 
+Tensor CpuBackend::additive_keys_exp2(const Tensor& keys) {
+  Tensor out = empty(keys.shape(), {keys.dtype(), keys.device()});
+  bool bounded = true;
+  dispatch_float(keys.dtype(), "additive_keys_exp2", [&](auto tag) {
+    using Tt = decltype(tag);
+    const Tt* keys_p = keys.data<Tt>();
+    Tt* out_p = out.data<Tt>();
+    const int64_t n = keys.numel();
+    constexpr int64_t kBlock = 4096;
+    std::vector<char> block_ok(static_cast<size_t>((n + kBlock - 1) / kBlock), 1);
+    parallel_for((n + kBlock - 1) / kBlock, std::max<int64_t>(1, kParallelGrain / kBlock), [&](int64_t b0, int64_t b1) {
+      // local copies: through the captured references GCC reloads the pointers in every
+      // iteration (the stores to o might change them), with gathers
+      const Tt* const k = keys_p;
+      Tt* const o = out_p;
+      for (int64_t blk = b0; blk < b1; ++blk) {
+        const int64_t i0 = blk * kBlock, i1 = std::min(n, i0 + kBlock);
+#pragma omp simd
+        for (int64_t i = i0; i < i1; ++i) o[i] = exp_t(Tt(2) * k[i]);
+        // the bound, on the block just read (from L1); k - k is 0 but for NaN and inf, which
+        // the max ignores (a count or a flag compiled to a scalar loop through the stack)
+        Tt largest = 0, nonfinite = 0;
+#pragma omp simd reduction(max : largest) reduction(+ : nonfinite)
+        for (int64_t i = i0; i < i1; ++i) {
+          largest = std::max(largest, std::abs(k[i]));
+          nonfinite += k[i] - k[i];
+        }
+        block_ok[static_cast<size_t>(blk)] = largest <= Tt(40) && nonfinite == Tt(0);
+      }
+    });
+    for (char ok : block_ok) bounded = bounded && ok;
+  });
+  return bounded ? out : Tensor();
+}
+
 void CpuBackend::attention_backward(const Tensor& query, const Tensor& keys, const Tensor& keys_exp2, const Tensor& v,
                                     const Tensor& values, const Tensor& lengths, const Tensor& weights,
                                     const Tensor& tanh_cache,

@@ -54,6 +54,7 @@ class CpuBackend final : public kernels::Backend {
   void attention_forward(const Tensor& query, const Tensor& keys, const Tensor& keys_exp2, const Tensor& v,
                          const Tensor& values, const Tensor& lengths, const Tensor& context, const Tensor& weights,
                          const Tensor& tanh_cache) override;
+  Tensor additive_keys_exp2(const Tensor& keys) override;
   void attention_backward(const Tensor& query, const Tensor& keys, const Tensor& keys_exp2, const Tensor& v,
                           const Tensor& values, const Tensor& lengths, const Tensor& weights, const Tensor& tanh_cache,
                           const Tensor& d_context, const Tensor& d_weights, const Tensor& dquery,

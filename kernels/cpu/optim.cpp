@@ -73,13 +73,15 @@ void CpuBackend::sum_squares(const Tensor& total, const Tensor& x) {
     double partial[64] = {};
     const int64_t chunks = std::min<int64_t>(64, std::max<int64_t>(1, n / kParallelGrain));
     parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+      const T* const xs = p;  // a local copy: through the captured reference GCC gathered the
+                              // elements (1 ns each, 4 ms per step for 4M parameters)
       for (int64_t c = c0; c < c1; ++c) {
         const int64_t b = n * c / chunks, e = n * (c + 1) / chunks;
         // In double, like the CUDA kernel: a float square is exact in double, so the two
         // devices agree to the summation order (the clipping coefficient to ~1e-15).
         double acc = 0.0;
 #pragma omp simd reduction(+ : acc)
-        for (int64_t j = b; j < e; ++j) acc += static_cast<double>(p[j]) * static_cast<double>(p[j]);
+        for (int64_t j = b; j < e; ++j) acc += static_cast<double>(xs[j]) * static_cast<double>(xs[j]);
         partial[c] = acc;
       }
     });
