@@ -28,23 +28,37 @@ TEST(BenchHarness, SpeedupIsTakenWithinRounds) {
   EXPECT_EQ(a.samples.back(), 3.0);
 }
 
-TEST(BenchHarness, EveryRoundRunsEachVariantOnceInARotatedOrder) {
+TEST(BenchHarness, EveryRoundRunsEachVariantOnceInARandomOrder) {
   std::string order;
-  int a_calls = 0, b_calls = 0, c_calls = 0;
-  const std::vector<Timing> t = time_interleaved({{"a", [&] { order += 'a'; ++a_calls; }}, {"b", [&] { order += 'b'; ++b_calls; }},
-                                                  {"c", [&] { order += 'c'; ++c_calls; }}},
-                                                 /*warmup=*/2, /*reps=*/7, host_clock(), /*min_seconds=*/0.0);
+  int calls[3] = {0, 0, 0};
+  const std::vector<Timing> t = time_interleaved({{"a", [&] { order += 'a'; ++calls[0]; }}, {"b", [&] { order += 'b'; ++calls[1]; }},
+                                                  {"c", [&] { order += 'c'; ++calls[2]; }}},
+                                                 /*warmup=*/2, /*reps=*/300, host_clock(), /*min_seconds=*/0.0);
   ASSERT_EQ(t.size(), 3u);
   EXPECT_EQ(t[0].name, "a");
   EXPECT_EQ(t[2].name, "c");
-  EXPECT_EQ(t[0].runs, 7);
-  EXPECT_EQ(t[1].runs, 7);
-  EXPECT_EQ(t[0].samples.size(), 7u);
-  EXPECT_EQ(a_calls, 9);  // 2 warm-up rounds + 7 timed
-  EXPECT_EQ(b_calls, 9);
-  EXPECT_EQ(c_calls, 9);
-  // round r starts with variant r mod 3, so no variant always follows the same one
-  EXPECT_EQ(order, "abcbcacababcbcacababcbcacab");
+  EXPECT_EQ(t[0].runs, 300);
+  EXPECT_EQ(t[1].runs, 300);
+  EXPECT_EQ(t[0].samples.size(), 300u);
+  for (int c : calls) EXPECT_EQ(c, 302);  // 2 warm-up rounds + 300 timed
+  ASSERT_EQ(order.size(), 3u * 302);
+  // each round holds every variant once; over the rounds every variant follows every other
+  // about equally often (a fixed or rotated order made one predecessor dominate)
+  int follows[3][3] = {};
+  for (size_t r = 0; r < 302; ++r) {
+    std::string round = order.substr(3 * r, 3);
+    std::sort(round.begin(), round.end());
+    EXPECT_EQ(round, "abc") << "round " << r;
+  }
+  for (size_t i = 1; i < order.size(); ++i) ++follows[order[i] - 'a'][order[i - 1] - 'a'];
+  for (int x = 0; x < 3; ++x) {
+    for (int y = 0; y < 3; ++y) {
+      if (x == y) continue;
+      const int other = 3 - x - y;  // the third variant
+      const double share = static_cast<double>(follows[x][y]) / (follows[x][y] + follows[x][other]);
+      EXPECT_GT(share, 0.3) << static_cast<char>('a' + x) << " after " << static_cast<char>('a' + y);
+    }
+  }
 }
 
 std::string run_capture(const std::string& cmd, int* status) {

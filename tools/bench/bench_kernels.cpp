@@ -302,11 +302,15 @@ void run_kernels(Report& rep, const KernelOptions& opt) {
           prepared.push_back({vname, on_cpu, worst, [f, leaves, grads, counter, backward] {
                                 const int s = (*counter)++ & 1;
                                 if (backward) {
-                                  for (Tensor& t : (*leaves)[s])
-                                    if (t.requires_grad()) t.set_grad(Tensor());
                                   std::vector<Tensor> out = f((*leaves)[s]);
                                   TensorList roots(out.begin(), out.end());
                                   run_backward(roots, (*grads)[s], false);
+                                  // The gradients are dropped at once, as a training step consumes
+                                  // them: held until the variant's next call, every variant's
+                                  // (10 MB at T2) crowded the caches and each call started by
+                                  // freeing cold blocks that its outputs then reused.
+                                  for (Tensor& t : (*leaves)[s])
+                                    if (t.requires_grad()) t.set_grad(Tensor());
                                 } else {
                                   NoGradGuard ng;
                                   (void)f((*leaves)[s]);
@@ -338,7 +342,7 @@ void run_kernels(Report& rep, const KernelOptions& opt) {
     }
   }
   rep.notes.push_back("x_vs_composed is the median over rounds of composed time / this variant's time in the same round "
-                      "(variants alternate within a round)");
+                      "(every round runs each variant once, in a random order)");
   rep.notes.push_back("pct_roofline counts each byte once from memory at the copy bandwidth of a 64 MB copy: above 100 when "
                       "the working set stays in cache");
   rep.notes.push_back("shapes: T1 = (B 1, S 10, H 256, V 10k), T2 = (B 32, S 20, H 256, V 10k), L = (B 128, S 50, H 1024, V 32k); "

@@ -7,6 +7,8 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <numeric>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -69,27 +71,29 @@ Clock cuda_clock();
 using Variants = std::vector<std::pair<std::string, std::function<void()>>>;
 
 // Times each variant, interleaved, after warm-up rounds, and returns the medians. A round is
-// one call of every variant, in an order rotated by one each round (A B C, B C A, C A B, ...):
-// here a variant run right after a heavy one (the composed ops) ran up to 2.5x slower in the
-// machine's slow phase, so a fixed order charged that to whichever variant came next. There are at least `reps` timed rounds, and more
+// one call of every variant, in a random order (a fixed seed): here a variant run right after a
+// heavy one (the composed ops) ran up to 2.5x slower in the machine's slow phase, so a fixed
+// order charged that to whichever variant came next, and so did a rotated one (A B C, B C A,
+// C A B: A follows C in two rounds of three). There are at least `reps` timed rounds, and more
 // for fast variants: as many as fit in about `min_seconds` (at most `max_reps`), so that a
 // microsecond kernel gets thousands of samples and not twenty. Warm-up likewise runs at least
 // `warmup` rounds and at least a tenth of that time (caches, allocator pools, sleeping threads).
 inline std::vector<Timing> time_interleaved(const Variants& variants, int warmup, int reps,
                                             const Clock& clock = host_clock(), double min_seconds = 0.25,
                                             int max_reps = 20000) {
-  size_t first = 0;  // the variant a round starts with: each round starts one later
+  std::vector<size_t> order(variants.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::mt19937 shuffle_rng(12345);  // fixed: the same orders in every run
   auto round = [&](std::vector<std::vector<double>>* samples) {
+    std::shuffle(order.begin(), order.end(), shuffle_rng);
     double total = 0;
-    for (size_t k = 0; k < variants.size(); ++k) {
-      const size_t i = (first + k) % variants.size();
+    for (size_t i : order) {
       clock.start();
       variants[i].second();
       const double t = clock.stop();
       total += t;
       if (samples) (*samples)[i].push_back(t);
     }
-    first = (first + 1) % variants.size();
     return total;
   };
   double warm_time = 0;
