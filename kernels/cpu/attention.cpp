@@ -54,43 +54,39 @@ inline void dots(const T* x, const T* rows, int64_t stride, int64_t n, int64_t l
   for (; s < n; ++s) out[s] = dot(x, rows + s * stride, len);
 }
 
-// v . tanh(q + k), also storing the tanh values in `cache` when given.
-template <typename T>
-inline T additive_score(const T* q, const T* k, const T* v, int64_t n, T* cache) {
+// v . th(i) over i < n, also storing the th(i) in `cache` when given, where th(i) is
+// tanh(q[i] + k[i]) computed by the caller's functor (capturing its pointers by value: through
+// references GCC reloads them after every store to the cache).
+template <typename T, typename TanhOf>
+inline T additive_score(TanhOf th_of, const T* v, int64_t n, T* cache) {
   T acc = 0;
   if (cache) {
 #pragma omp simd reduction(+ : acc)
     for (int64_t i = 0; i < n; ++i) {
-      const T th = tanh_t(q[i] + k[i]);
+      const T th = th_of(i);
       cache[i] = th;
       acc += v[i] * th;
     }
   } else {
 #pragma omp simd reduction(+ : acc)
-    for (int64_t i = 0; i < n; ++i) acc += v[i] * tanh_t(q[i] + k[i]);
+    for (int64_t i = 0; i < n; ++i) acc += v[i] * th_of(i);
   }
   return acc;
 }
 
-// v . tanh(q + k) from exponentials, qe = exp(2q) and ke = exp(2k) (AdditiveKeys in
-// core/ops/fused.h): tanh(q + k) = 1 - 2 / (1 + qe ke), a multiply, an add and a divide per
-// term where the rational tanh_t takes ~15 operations. Both factors are finite (|q|, |k| <= 40),
-// so the product is finite or inf (tanh 1) or 0 (tanh -1), never NaN.
+// tanh(q + k) by the rational tanh_t.
 template <typename T>
-inline T additive_score_exp(const T* qe, const T* ke, const T* v, int64_t n, T* cache) {
-  T acc = 0;
-  if (cache) {
-#pragma omp simd reduction(+ : acc)
-    for (int64_t i = 0; i < n; ++i) {
-      const T th = T(1) - T(2) / (T(1) + qe[i] * ke[i]);
-      cache[i] = th;
-      acc += v[i] * th;
-    }
-  } else {
-#pragma omp simd reduction(+ : acc)
-    for (int64_t i = 0; i < n; ++i) acc += v[i] * (T(1) - T(2) / (T(1) + qe[i] * ke[i]));
-  }
-  return acc;
+inline auto tanh_of_sum(const T* q, const T* k) {
+  return [q, k](int64_t i) { return tanh_t(q[i] + k[i]); };
+}
+
+// tanh(q + k) from exponentials, qe = exp(2q) and ke = exp(2k) (AdditiveKeys in
+// core/ops/fused.h): 1 - 2 / (1 + qe ke), a multiply, an add and a divide where the rational
+// tanh_t takes ~15 operations. Both factors are finite (|q|, |k| <= 40), so the product is
+// finite or inf (tanh 1) or 0 (tanh -1), never NaN.
+template <typename T>
+inline auto tanh_of_exps(const T* qe, const T* ke) {
+  return [qe, ke](int64_t i) { return T(1) - T(2) / (T(1) + qe[i] * ke[i]); };
 }
 
 // exp(2q) into qe when every |q[i]| <= 40 (the bound of the keys in AdditiveKeys); false if not.
@@ -146,8 +142,8 @@ inline void grad_chunk(int64_t width_rt, int64_t n, int64_t stride, const T* ds,
         for (int64_t i = 0; i < width; ++i) {
           T th;
           if constexpr (kTh == Th::kCache) th = ths[i];
-          else if constexpr (kTh == Th::kExp) th = T(1) - T(2) / (T(1) + q[i] * ks[i]);
-          else th = tanh_t(q[i] + ks[i]);
+          else if constexpr (kTh == Th::kExp) th = tanh_of_exps(q, ks)(i);
+          else th = tanh_of_sum(q, ks)(i);
           const T dpre = d * v[i] * (T(1) - th * th);
           dq_blk[i] += dpre;
           if constexpr (kFirst) dks[i] = dpre;
@@ -217,10 +213,11 @@ void CpuBackend::attention_forward(const Tensor& query, const Tensor& keys, cons
         Tt mx = -std::numeric_limits<Tt>::infinity();
         if (kep && query_exp2(q, D, qe.data())) {
           for (int64_t s = 0; s < n; ++s)
-            w[s] = additive_score_exp(qe.data(), kep + (b * S + s) * D, vp, D, cache ? cache + (r * S + s) * D : nullptr);
+            w[s] = additive_score(tanh_of_exps(qe.data(), kep + (b * S + s) * D), vp, D,
+                                  cache ? cache + (r * S + s) * D : nullptr);
         } else if (additive) {
           for (int64_t s = 0; s < n; ++s)
-            w[s] = additive_score(q, kp + (b * S + s) * D, vp, D, cache ? cache + (r * S + s) * D : nullptr);
+            w[s] = additive_score(tanh_of_sum(q, kp + (b * S + s) * D), vp, D, cache ? cache + (r * S + s) * D : nullptr);
         } else {
           dots(q, e, H, n, H, w);
         }
