@@ -694,6 +694,11 @@ TEST(FusedCuda, AttentionMatchesCpu) {
       std::vector<Tensor> R = upstream_for(run(attn_fn(additive, true), in, {}).outs, g);
       expect_same(run(attn_fn(additive, true), to_device(in, kCUDA), R), run(attn_fn(additive, true), in, R), 1e-5,
                   fmt::format("cuda {} B{} T{} S{} H{} A{}", additive ? "additive" : "dot", s.B, s.T, s.S, s.H, s.A));
+      if (additive) {  // prepared keys: plain on CUDA (no exp(2 keys) there), exp form on the CPU
+        EXPECT_FALSE(prepare_additive_keys(in[3].to(kCUDA)).exp2.defined());
+        expect_same(run(attn_fn(true, true, true), to_device(in, kCUDA), R), run(attn_fn(true, true, true), in, R), 1e-5,
+                    fmt::format("cuda additive, prepared keys, B{} T{} S{} H{} A{}", s.B, s.T, s.S, s.H, s.A));
+      }
     }
   }
 }

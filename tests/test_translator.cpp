@@ -161,10 +161,14 @@ TEST(Translator, ProfileReportsEveryStageAndTheBackwardByNode) {
   EXPECT_TRUE(train::train(o).profile.is_null());
 }
 
+// Also for the additive scorers (concat, bahdanau), whose prepared keys (exp(2 keys) on the
+// CPU) the beams re-index along with the keys.
 TEST(Translator, BeamOneIsGreedyAndBeamsComeSorted) {
+  for (const char* attention : {"general", "concat", "bahdanau"}) {
+  SCOPED_TRACE(attention);
   TempDir dir;
   write_dates(dir / "train.tsv", 200, 6);
-  train::TrainOptions o = small_run(dir / "train.tsv", dir / "run", "general");
+  train::TrainOptions o = small_run(dir / "train.tsv", dir / "run", attention);
   o.max_steps = 40;
   models::LoadedModel m = models::load_checkpoint(train::train(o).checkpoint_dir);
   const std::vector<tasks::Pair> probe = tasks::generate_dates(20, 99);
@@ -198,6 +202,7 @@ TEST(Translator, BeamOneIsGreedyAndBeamsComeSorted) {
     ASSERT_GE(t.hypotheses.size(), 2u);
     for (size_t h = 1; h < t.hypotheses.size(); ++h) EXPECT_GE(t.hypotheses[h - 1].score, t.hypotheses[h].score);
     EXPECT_NE(t.outputs[0], t.outputs[1]);  // distinct hypotheses
+  }
   }
 }
 
