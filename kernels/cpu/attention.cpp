@@ -74,19 +74,24 @@ inline T additive_score(TanhOf th_of, const T* v, int64_t n, T* cache) {
   return acc;
 }
 
-// tanh(q + k) by the rational tanh_t.
-template <typename T>
-inline auto tanh_of_sum(const T* q, const T* k) {
-  return [q, k](int64_t i) { return tanh_t(q[i] + k[i]); };
-}
-
 // tanh(q + k) from exponentials, qe = exp(2q) and ke = exp(2k) (AdditiveKeys in
 // core/ops/fused.h): 1 - 2 / (1 + qe ke), a multiply, an add and a divide where the rational
 // tanh_t takes ~15 operations. Both factors are finite (|q|, |k| <= 40), so the product is
 // finite or inf (tanh 1) or 0 (tanh -1), never NaN.
 template <typename T>
+inline T tanh_from_exps(T qe, T ke) {
+  return T(1) - T(2) / (T(1) + qe * ke);
+}
+
+// The row functors of additive_score: tanh(q[i] + k[i]) by the rational tanh_t, or from
+// exponentials.
+template <typename T>
+inline auto tanh_of_sum(const T* q, const T* k) {
+  return [q, k](int64_t i) { return tanh_t(q[i] + k[i]); };
+}
+template <typename T>
 inline auto tanh_of_exps(const T* qe, const T* ke) {
-  return [qe, ke](int64_t i) { return T(1) - T(2) / (T(1) + qe[i] * ke[i]); };
+  return [qe, ke](int64_t i) { return tanh_from_exps(qe[i], ke[i]); };
 }
 
 // exp(2q) into qe when every |q[i]| <= 40 (the bound of the keys in AdditiveKeys); false if not.
@@ -142,8 +147,9 @@ inline void grad_chunk(int64_t width_rt, int64_t n, int64_t stride, const T* ds,
         for (int64_t i = 0; i < width; ++i) {
           T th;
           if constexpr (kTh == Th::kCache) th = ths[i];
-          else if constexpr (kTh == Th::kExp) th = tanh_of_exps(q, ks)(i);
-          else th = tanh_of_sum(q, ks)(i);
+          // (the values, not the row functors: a lambda made here kept GCC from vectorizing)
+          else if constexpr (kTh == Th::kExp) th = tanh_from_exps(q[i], ks[i]);
+          else th = tanh_t(q[i] + ks[i]);
           const T dpre = d * v[i] * (T(1) - th * th);
           dq_blk[i] += dpre;
           if constexpr (kFirst) dks[i] = dpre;
