@@ -193,5 +193,66 @@ TEST(Autograd, EmptyDimensionsForwardAndBackward) {
   EXPECT_THROW(ones({1, 3}).expand({-2, 3}), ShapeError);
 }
 
+// matmul where only one operand needs a gradient (data @ weight, weight^T @ data): its node
+// saves only the operand the other's gradient needs; it read the missing one's shape and
+// crashed. The gradients equal those taken with both operands requiring one.
+TEST(Autograd, MatmulWithOneOperandNeedingAGradient) {
+  Generator g(43);
+  const Options o{.dtype = DType::Float64};
+  struct Case { Shape a, b; };
+  for (const Case& c : {Case{{3, 7}, {7, 5}}, Case{{4, 3, 7}, {7, 5}}, Case{{4, 3, 7}, {1, 7, 5}}, Case{{3, 7}, {4, 7, 5}},
+                        Case{{7}, {7, 5}}, Case{{3, 7}, {7}}}) {
+    const Tensor a0 = uniform(c.a, -1.0, 1.0, g, o), b0 = uniform(c.b, -1.0, 1.0, g, o);
+    const Tensor r = uniform(matmul(a0, b0).shape(), -1.0, 1.0, g, o);
+    Tensor a_both = a0.detach().requires_grad_(true), b_both = b0.detach().requires_grad_(true);
+    sum(matmul(a_both, b_both) * r).backward();
+    Tensor a_only = a0.detach().requires_grad_(true);
+    sum(matmul(a_only, b0) * r).backward();
+    Tensor b_only = b0.detach().requires_grad_(true);
+    sum(matmul(a0, b_only) * r).backward();
+    const std::string what = fmt::format("{} @ {}", c.a, c.b);
+    EXPECT_TRUE(all_close(a_only.grad(), a_both.grad(), 1e-12, 1e-12)) << what;
+    EXPECT_TRUE(all_close(b_only.grad(), b_both.grad(), 1e-12, 1e-12)) << what;
+  }
+}
+
+// An embedding whose weight is a leaf adds its rows straight into weight.grad (one call per
+// decoder step would otherwise make a dense (V, D) gradient each); the result equals the dense
+// path's (the same graph through a non-leaf weight), with repeated rows, another dense use of
+// the weight, accumulation over two backward calls, and a .grad the fast path cannot take.
+TEST(Autograd, EmbeddingGradientsGoStraightIntoALeafWeight) {
+  Generator g(41);
+  const int64_t V = 50, D = 7, B = 6, T = 5;
+  const Tensor w0 = uniform({V, D}, -1.0, 1.0, g, {.dtype = DType::Float64});
+  std::vector<Tensor> idx, r;
+  for (int64_t t = 0; t < T; ++t) {
+    std::vector<int64_t> ids;
+    for (int64_t b = 0; b < B; ++b) ids.push_back((b * 7 + t * 3) % 11);  // repeats within and across calls
+    idx.push_back(from_vector(ids, Shape{B}));
+    r.push_back(uniform({B, D}, -1.0, 1.0, g, {.dtype = DType::Float64}));
+  }
+  const Tensor x = uniform({3, D}, -1.0, 1.0, g, {.dtype = DType::Float64});
+  const Tensor rx = uniform({3, V}, -1.0, 1.0, g, {.dtype = DType::Float64});
+  auto loss = [&](const Tensor& w) {
+    Tensor total = sum(matmul(x, w.transpose(0, 1)) * rx);  // a dense use of the same weight
+    for (int64_t t = 0; t < T; ++t) total = total + sum(embedding(w, idx[static_cast<size_t>(t)]) * r[static_cast<size_t>(t)]);
+    return total;
+  };
+  Tensor leaf = w0.detach().requires_grad_(true);
+  loss(leaf).backward();
+  Tensor via = w0.detach().requires_grad_(true);
+  loss(via * 1.0).backward();  // the embedding's weight is not a leaf: dense gradients
+  EXPECT_TRUE(all_close(leaf.grad(), via.grad(), 1e-12, 1e-12));
+  // a second backward adds to the .grad
+  loss(leaf).backward();
+  EXPECT_TRUE(all_close(leaf.grad(), via.grad() * 2.0, 1e-12, 1e-12));
+  // a non-contiguous .grad: the dense path adds into it
+  Tensor odd = w0.detach().requires_grad_(true);
+  odd.set_grad(via.grad().transpose(0, 1).contiguous().transpose(0, 1));
+  ASSERT_FALSE(odd.grad().is_contiguous());
+  loss(odd).backward();
+  EXPECT_TRUE(all_close(odd.grad(), via.grad() * 2.0, 1e-12, 1e-12));
+}
+
 }  // namespace
 }  // namespace attn::test

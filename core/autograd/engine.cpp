@@ -8,6 +8,7 @@
 #include "core/autograd/node.h"
 #include "core/profiler.h"
 #include "core/ops/ops.h"
+#include "kernels/backend.h"
 
 namespace attn {
 
@@ -68,6 +69,20 @@ TensorList AccumulateGrad::apply(TensorList& grads) {
     meta.grad.add_(g);
   }
   return {};
+}
+
+bool AccumulateGrad::index_add(const Tensor& index, const Tensor& rows) {
+  AutogradMeta& meta = leaf_->meta();
+  const Device device = leaf_->storage->device();
+  if (rows.dtype() != leaf_->dtype || rows.device() != device) return false;
+  if (!meta.grad.defined()) {
+    meta.grad = zeros(leaf_->shape, {leaf_->dtype, device});
+  } else if (meta.grad.shape() != leaf_->shape || meta.grad.dtype() != leaf_->dtype ||
+             meta.grad.device() != device || !meta.grad.is_contiguous()) {
+    return false;
+  }
+  kernels::dispatch("AccumulateGrad", {&meta.grad, &index, &rows}).index_add(meta.grad, index, rows);
+  return true;
 }
 
 void run_backward(const TensorList& roots, const TensorList& grads, bool retain_graph) {

@@ -67,6 +67,10 @@ class AccumulateGrad final : public Node {
   std::string_view name() const override { return "AccumulateGrad"; }
   TensorList apply(TensorList& grads) override;
   const std::shared_ptr<TensorImpl>& leaf() const { return leaf_; }
+  // grad[index[i]] += rows[i] straight into the leaf's .grad (zeros first if it has none), for
+  // a sparse gradient such as an embedding's: false (nothing done) where the .grad is not a
+  // plain contiguous tensor of the leaf's shape, dtype and device.
+  bool index_add(const Tensor& index, const Tensor& rows);
 
  private:
   std::shared_ptr<TensorImpl> leaf_;

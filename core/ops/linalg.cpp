@@ -25,7 +25,8 @@ Tensor bmm_raw(const Tensor& a, const Tensor& b) {
 }
 
 struct BmmBackward final : Node {
-  SavedTensor a, b;
+  SavedTensor a, b;          // each saved only when the other operand needs a gradient
+  Shape a_shape, b_shape;    // always: a gradient takes its operand's shape
   std::string_view name() const override { return "BmmBackward"; }
   TensorList apply(TensorList& g) override {
     Tensor aa = a.unpack(name()), bb = b.unpack(name());
@@ -33,17 +34,17 @@ struct BmmBackward final : Node {
     TensorList out(2);
     if (should_compute(0)) {
       Tensor ga = bmm_raw(gg, bb.transpose(1, 2));  // (B, M, K)
-      out[0] = sum_to(ga, aa.shape());
+      out[0] = sum_to(ga, a_shape);
     }
     if (should_compute(1)) {
-      const int64_t B = gg.size(0), M = gg.size(1), N = gg.size(2), K = aa.size(2);
-      if (bb.size(0) == 1 && B > 1) {
+      const int64_t B = gg.size(0), M = gg.size(1), N = gg.size(2), K = a_shape[2];
+      if (b_shape[0] == 1 && B > 1) {
         // sum_i a_i^T g_i = (a as (B*M, K))^T @ (g as (B*M, N))
         Tensor a2 = aa.expand(Shape{B, M, K}).contiguous().view(Shape{1, B * M, K});
         Tensor g2 = gg.contiguous().view(Shape{1, B * M, N});
         out[1] = bmm_raw(a2.transpose(1, 2), g2);
       } else {
-        out[1] = sum_to(bmm_raw(aa.transpose(1, 2), gg), bb.shape());
+        out[1] = sum_to(bmm_raw(aa.transpose(1, 2), gg), b_shape);
       }
     }
     return out;
@@ -61,6 +62,8 @@ Tensor bmm_node(const Tensor& a, const Tensor& b) {
     auto node = make_node<BmmBackward>({&a, &b});
     if (needs_grad(b)) node->a = SavedTensor(a);
     if (needs_grad(a)) node->b = SavedTensor(b);
+    node->a_shape = a.shape();
+    node->b_shape = b.shape();
     set_history(out, node);
   }
   return out;

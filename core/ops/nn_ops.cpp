@@ -17,6 +17,13 @@ struct EmbeddingBackward final : Node {
     Tensor idx = indices.unpack(name());
     const int64_t D = g[0].size(-1);
     Tensor g2 = g[0].reshape(Shape{-1, D});
+    // A leaf weight (a decoder embeds one token per step: T calls per batch) gets its rows added
+    // straight into its .grad: a dense (V, D) gradient per call, which the engine then summed,
+    // cost a V x D fill and add per call (5% of a training step). With a padding row, whose
+    // gradient must stay out of this call's sum only, the dense path.
+    if (padding_idx < 0 && !next_edges.empty())
+      if (auto* acc = dynamic_cast<AccumulateGrad*>(next_edges[0].fn.get()); acc && acc->index_add(idx, g2))
+        return TensorList(1);
     Tensor gw = zeros(Shape{num_rows, D}, {g2.dtype(), g2.device()});
     kernels::dispatch(name(), {&gw, &idx, &g2}).index_add(gw, idx, g2);
     if (padding_idx >= 0) gw.select(0, padding_idx).zero_();
