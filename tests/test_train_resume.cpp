@@ -23,6 +23,15 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Options that resume from a checkpoint folder, quietly, on the CPU.
+train::TrainOptions resume_from(const std::string& checkpoint) {
+  train::TrainOptions r;
+  r.resume_dir = checkpoint;
+  r.quiet = true;
+  r.device = "cpu";
+  return r;
+}
+
 // A tiny run on 64 generated date pairs: 4 batches an epoch, milliseconds a step.
 train::TrainOptions tiny_run(const TempDir& dir, const std::string& out) {
   if (!fs::exists(dir.file("train.tsv"))) tasks::write_tsv(tasks::generate_dates(64, 11), dir.file("train.tsv"));
@@ -78,10 +87,7 @@ TEST(TrainStop, OnTheLastBatchOfAnEpochTheEpochIsValidatedFirst) {
 
   // The resume starts at epoch 2 and validates it; epoch 1 is not validated twice, and the run
   // ends where the straight one did, bit for bit.
-  train::TrainOptions r;
-  r.resume_dir = dir.file("split/checkpoint");
-  r.quiet = true;
-  r.device = "cpu";
+  train::TrainOptions r = resume_from(dir.file("split/checkpoint"));
   train::TrainResult done = train::train(r);
   EXPECT_EQ(done.steps, 2 * per_epoch);
   EXPECT_EQ(done.epochs_done, 2);
@@ -168,10 +174,7 @@ TEST(TrainCli, ResumeWithoutEpochsKeepsTheRunsOwn) {
   TempDir dir;
   train::TrainOptions o = tiny_run(dir, "run");
   const int64_t per_epoch = train::train(o).steps;
-  train::TrainOptions r;
-  r.resume_dir = dir.file("run/checkpoint");
-  r.quiet = true;
-  r.device = "cpu";
+  train::TrainOptions r = resume_from(dir.file("run/checkpoint"));
   r.epochs = 5;  // not given: the checkpoint's 1 stays, nothing more to do
   EXPECT_EQ(train::train(r).steps, per_epoch);
   r.epochs_given = true;
@@ -233,10 +236,7 @@ TEST(TrainState, MissingOrForeignOptimizerStateIsAnErrorNamingTheFile) {
   o.max_steps = 2;
   const std::string ck = train::train(o).checkpoint_dir;
   const std::string optimizer = io::read_file(ck + "/optimizer.safetensors");
-  train::TrainOptions r;
-  r.resume_dir = ck;
-  r.quiet = true;
-  r.device = "cpu";
+  train::TrainOptions r = resume_from(ck);
   r.epochs_given = true;
   r.max_steps = 3;
 
@@ -314,10 +314,7 @@ TEST(TrainState, TrainerJsonWithAMissingOrMistypedKeyNamesTheFile) {
   o.max_steps = 1;
   const std::string ck = train::train(o).checkpoint_dir;
   const std::string original = io::read_file(ck + "/trainer.json");
-  train::TrainOptions r;
-  r.resume_dir = ck;
-  r.quiet = true;
-  r.device = "cpu";
+  train::TrainOptions r = resume_from(ck);
   auto broken = [&](auto edit, const std::string& key) {
     nlohmann::json j = nlohmann::json::parse(original);
     edit(j);

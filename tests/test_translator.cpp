@@ -49,6 +49,17 @@ train::TrainOptions small_run(const std::string& train_path, const std::string& 
   return o;
 }
 
+// A checkpoint trained for a few steps on 100 generated date pairs (the setup of the tests that
+// need a model, not a good one): its folder.
+std::string train_briefly(const TempDir& dir, uint64_t seed, const std::string& attention, int64_t steps,
+                          int64_t hidden = 64) {
+  write_dates(dir / "train.tsv", 100, seed);
+  train::TrainOptions o = small_run(dir / "train.tsv", dir / "run", attention);
+  o.hidden = hidden;
+  o.max_steps = steps;
+  return train::train(o).checkpoint_dir;
+}
+
 double exact_match(const models::LoadedModel& m, const std::vector<tasks::Pair>& pairs) {
   std::vector<std::string> src;
   for (const auto& p : pairs) src.push_back(p.src);
@@ -208,10 +219,7 @@ TEST(Translator, BeamOneIsGreedyAndBeamsComeSorted) {
 
 TEST(Translator, BadCheckpointsAreClearErrors) {
   TempDir dir;
-  write_dates(dir / "train.tsv", 100, 7);
-  train::TrainOptions o = small_run(dir / "train.tsv", dir / "run", "concat");
-  o.max_steps = 2;
-  const std::string ck = train::train(o).checkpoint_dir;
+  const std::string ck = train_briefly(dir, 7, "concat", 2);
   const std::string weights = io::read_file(ck + "/model.safetensors");
   auto expect_io = [&](const std::string& what, std::initializer_list<const char*> mention) {
     try {
@@ -247,10 +255,7 @@ TEST(Translator, BadCheckpointsAreClearErrors) {
 
 TEST(Translator, TooLongSentenceIsAClearErrorUnknownWordsAreCounted) {
   TempDir dir;
-  write_dates(dir / "train.tsv", 100, 8);
-  train::TrainOptions o = small_run(dir / "train.tsv", dir / "run", "dot");
-  o.max_steps = 2;
-  models::LoadedModel m = models::load_checkpoint(train::train(o).checkpoint_dir);
+  models::LoadedModel m = models::load_checkpoint(train_briefly(dir, 8, "dot", 2));
   models::Translator tr(*m.model, m.src_vocab, m.tgt_vocab);
   std::string long_sentence;
   for (int i = 0; i < 150; ++i) long_sentence += "may ";
@@ -271,11 +276,7 @@ TEST(Translator, TooLongSentenceIsAClearErrorUnknownWordsAreCounted) {
 
 TEST(Translator, NeverOutputsPadOrStartEvenWhenTheModelPrefersThem) {
   TempDir dir;
-  write_dates(dir / "train.tsv", 100, 12);
-  train::TrainOptions o = small_run(dir / "train.tsv", dir / "run", "general");
-  o.hidden = 16;
-  o.max_steps = 2;
-  models::LoadedModel m = models::load_checkpoint(train::train(o).checkpoint_dir);
+  models::LoadedModel m = models::load_checkpoint(train_briefly(dir, 12, "general", 2, 16));
   {
     // The classifier now puts almost all the mass on <s> (id 1), then <pad> (id 0), and almost
     // none on </s>: every output runs to the length limit.
@@ -314,11 +315,7 @@ TEST(Translator, NeverOutputsPadOrStartEvenWhenTheModelPrefersThem) {
 
 TEST(Translator, BadBatchSizesAndLimitsAreRefused) {
   TempDir dir;
-  write_dates(dir / "train.tsv", 100, 13);
-  train::TrainOptions o = small_run(dir / "train.tsv", dir / "run", "dot");
-  o.hidden = 16;
-  o.max_steps = 1;
-  models::LoadedModel m = models::load_checkpoint(train::train(o).checkpoint_dir);
+  models::LoadedModel m = models::load_checkpoint(train_briefly(dir, 13, "dot", 1, 16));
   models::Translator tr(*m.model, m.src_vocab, m.tgt_vocab);
   expect_throw_with<ValueError>([&] { tr.translate({"june 5th 2012"}, {}, 0); }, {"batch size", "0"});
   expect_throw_with<ValueError>([&] { tr.translate({"june 5th 2012"}, {}, -2); }, {"batch size", "-2"});
@@ -333,11 +330,7 @@ TEST(Translator, BadBatchSizesAndLimitsAreRefused) {
 
 TEST(Translator, ConfigThatDisagreesWithTheWeightsIsRefusedBeforeTheModelIsBuilt) {
   TempDir dir;
-  write_dates(dir / "train.tsv", 100, 14);
-  train::TrainOptions o = small_run(dir / "train.tsv", dir / "run", "concat");
-  o.hidden = 16;
-  o.max_steps = 1;
-  const std::string ck = train::train(o).checkpoint_dir;
+  const std::string ck = train_briefly(dir, 14, "concat", 1, 16);
   const nlohmann::json config = nlohmann::json::parse(io::read_file(ck + "/config.json"));
   auto refused = [&](const char* key, const nlohmann::json& value, std::initializer_list<std::string> mention) {
     nlohmann::json j = config;
@@ -415,11 +408,7 @@ TEST(Cli, TrainTranslateEvalEndToEnd) {
 
 TEST(Cli, EvalAndTranslateRefuseNonPositiveBatchBeamAndLengthRatio) {
   TempDir dir;
-  write_dates(dir / "train.tsv", 100, 15);
-  train::TrainOptions o = small_run(dir / "train.tsv", dir / "run", "dot");
-  o.hidden = 16;
-  o.max_steps = 1;
-  const std::string model = train::train(o).checkpoint_dir;
+  const std::string model = train_briefly(dir, 15, "dot", 1, 16);
   const std::string attn = std::string(ATTN_BINARY_DIR) + "/attn";
   const std::string out = dir / "cli.out";
   auto refused = [&](const std::string& args, const std::string& option) {
