@@ -2,8 +2,10 @@
 // graph, and the errors a misuse must raise.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 
+#include "core/ops/fused.h"
 #include "tests/test_util.h"
 
 namespace attn::test {
@@ -252,6 +254,60 @@ TEST(Autograd, EmbeddingGradientsGoStraightIntoALeafWeight) {
   ASSERT_FALSE(odd.grad().is_contiguous());
   loss(odd).backward();
   EXPECT_TRUE(all_close(odd.grad(), via.grad() * 2.0, 1e-12, 1e-12));
+}
+
+// Linear and LSTM-layer weight gradients go straight into a leaf's .grad (a GEMM adding into it)
+// where the engine would otherwise sum one dense gradient per call: the same values as through a
+// non-leaf weight (the engine's sums), for a weight used at every step and also elsewhere.
+TEST(Autograd, LinearAndLstmWeightGradientsGoStraightIntoALeafGrad) {
+  Generator g(43);
+  const Options f64{.dtype = DType::Float64};
+  const int64_t B = 4, I = 5, H = 3, O = 6, T = 4;
+  const Tensor w0 = uniform({O, I}, -1.0, 1.0, g, f64), b0 = uniform({O}, -1.0, 1.0, g, f64);
+  const Tensor wih0 = uniform({4 * H, I}, -1.0, 1.0, g, f64), whh0 = uniform({4 * H, H}, -1.0, 1.0, g, f64);
+  const Tensor bih = uniform({4 * H}, -1.0, 1.0, g, f64), bhh = uniform({4 * H}, -1.0, 1.0, g, f64);
+  std::vector<Tensor> xs, rs;
+  for (int64_t t = 0; t < T; ++t) {
+    xs.push_back(uniform({B, 1, I}, -1.0, 1.0, g, f64));
+    rs.push_back(uniform({B, O}, -1.0, 1.0, g, f64));
+  }
+  const Tensor ones_len = from_vector(std::vector<int64_t>(static_cast<size_t>(B), 1), Shape{B});
+  const Tensor h0 = uniform({B, H}, -1.0, 1.0, g, f64), c0 = uniform({B, H}, -1.0, 1.0, g, f64);
+  const Tensor k = uniform({O, I}, -1.0, 1.0, g, f64);
+  // a decoder-like loop: one LSTM step and one linear per step, plus a dense second use of W
+  auto loss = [&](const Tensor& w, const Tensor& wih, const Tensor& whh) {
+    Tensor total = sum(w * w * k), h = h0, c = c0;
+    for (int64_t t = 0; t < T; ++t) {
+      const size_t i = static_cast<size_t>(t);
+      LstmLayerOutput o = lstm_layer(xs[i], ones_len, h, c, wih, whh, bih, bhh);
+      h = o.h_n;
+      c = o.c_n;
+      total = total + sum(linear(xs[i].squeeze(1), w, b0) * rs[i]) + sum(o.output * o.output);
+    }
+    return total;
+  };
+  auto leaves = [&] {
+    return std::array<Tensor, 3>{w0.detach().requires_grad_(true), wih0.detach().requires_grad_(true),
+                                 whh0.detach().requires_grad_(true)};
+  };
+  auto leaf = leaves(), via = leaves();
+  loss(leaf[0], leaf[1], leaf[2]).backward();
+  loss(via[0] * 1.0, via[1] * 1.0, via[2] * 1.0).backward();  // not leaves: the engine sums
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(leaf[i].grad().defined()) << i;
+    EXPECT_TRUE(all_close(leaf[i].grad(), via[i].grad(), 1e-12, 1e-12)) << i;
+  }
+  // a second backward adds to the .grad
+  loss(leaf[0], leaf[1], leaf[2]).backward();
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(all_close(leaf[i].grad(), via[i].grad() * 2.0, 1e-12, 1e-12)) << i;
+  // non-contiguous .grads: the returned gradients are added into them
+  auto odd = leaves();
+  for (int i = 0; i < 3; ++i) {
+    odd[i].set_grad(via[i].grad().transpose(0, 1).contiguous().transpose(0, 1));
+    ASSERT_FALSE(odd[i].grad().is_contiguous());
+  }
+  loss(odd[0], odd[1], odd[2]).backward();
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(all_close(odd[i].grad(), via[i].grad() * 2.0, 1e-12, 1e-12)) << i;
 }
 
 }  // namespace

@@ -729,6 +729,19 @@ TEST(FusedCuda, SoftmaxNllMatchesCpu) {
   EXPECT_TRUE(std::isnan(cpu[3]));
   EXPECT_TRUE(std::isnan(gpu[3]));
   EXPECT_TRUE(std::isfinite(gpu[4]));
+  // A +inf logit among -inf ones (one GPU thread holds it alone): NaN on both, as log-sum-exp is.
+  Tensor y = in[0].clone();
+  Tensor row5 = y.select(0, 5);
+  row5.fill_(-INFINITY);
+  row5.narrow(0, 300, 1).fill_(INFINITY);
+  std::vector<int64_t> targets = in[1].to_vector<int64_t>();
+  targets[5] = 2;  // not ignored
+  const Tensor t = from_vector(targets, in[1].shape());
+  const std::vector<float> gpu_inf = softmax_nll(y.to(kCUDA), t.to(kCUDA), -100, 0.0, Reduction::None).to(kCPU).to_vector<float>();
+  const std::vector<float> cpu_inf = softmax_nll(y, t, -100, 0.0, Reduction::None).to_vector<float>();
+  EXPECT_TRUE(std::isnan(cpu_inf[5]));
+  EXPECT_TRUE(std::isnan(gpu_inf[5]));
+  EXPECT_TRUE(std::isfinite(gpu_inf[4]));
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/nn/lstm.h"
+#include "kernels/backend.h"
 #include "tests/test_util.h"
 
 namespace attn::test {
@@ -137,6 +138,39 @@ TEST(LstmModule, CudnnDropoutDrawsANewMaskEveryCall) {
   EXPECT_NE(a, b);
   lstm.eval();
   EXPECT_EQ(lstm.forward(x, lengths).output.to_vector<float>(), lstm.forward(x, lengths).output.to_vector<float>());
+}
+
+// cuDNN's weight space is laid out and filled by the input's element size: a parameter or state
+// of another dtype or shape must be refused with the reason, not copied past its buffer.
+TEST(LstmModule, CudnnRefusesMismatchedParametersAndStates) {
+  std::string why;
+  if (!gpu_available(&why)) GTEST_SKIP() << "no GPU: " << why;
+  Generator g(8);
+  auto& be = kernels::backend(kCUDA);
+  const int64_t B = 3, S = 4, I = 5, H = 6;
+  auto param_set = [&](DType dt, int64_t in) {
+    return std::vector<Tensor>{uniform({4 * H, in}, -0.3, 0.3, g, {dt, kCUDA}), uniform({4 * H, H}, -0.3, 0.3, g, {dt, kCUDA}),
+                               uniform({4 * H}, -0.3, 0.3, g, {dt, kCUDA}), uniform({4 * H}, -0.3, 0.3, g, {dt, kCUDA})};
+  };
+  const Tensor x = uniform({B, S, I}, -1.0, 1.0, g, {.device = kCUDA});
+  const Tensor lengths = from_vector<int64_t>({4, 2, 1}).to(kCUDA);
+  const Tensor h0 = zeros({1, B, H}, {.device = kCUDA}), c0 = zeros({1, B, H}, {.device = kCUDA});
+  // the well-formed call works (and is the baseline for the refusals below)
+  EXPECT_EQ(be.cudnn_lstm(x, lengths, h0, c0, param_set(DType::Float32, I), 1, false, 0.0).output.shape(),
+            (Shape{B, S, H}));
+  auto refused = [&](const Tensor& xx, const Tensor& hh, const std::vector<Tensor>& ps, const char* what) {
+    try {
+      be.cudnn_lstm(xx, lengths, hh, c0, ps, 1, false, 0.0);
+      ADD_FAILURE() << what << ": accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("cudnn_lstm"), std::string::npos) << what << ": " << e.what();
+    }
+  };
+  refused(x.to(DType::Float64), h0, param_set(DType::Float32, I), "float64 input, float32 parameters");
+  refused(x, h0, param_set(DType::Float64, I), "float64 parameters");
+  refused(x, h0.to(DType::Float64), param_set(DType::Float32, I), "float64 initial state");
+  refused(x, h0, param_set(DType::Float32, I + 1), "weight_ih of the wrong width");
+  refused(x, zeros({1, B + 1, H}, {.device = kCUDA}), param_set(DType::Float32, I), "initial state of the wrong batch");
 }
 
 }  // namespace

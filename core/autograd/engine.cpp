@@ -71,18 +71,22 @@ TensorList AccumulateGrad::apply(TensorList& grads) {
   return {};
 }
 
-bool AccumulateGrad::index_add(const Tensor& index, const Tensor& rows) {
+Tensor AccumulateGrad::grad_target(DType dtype, Device device, bool& fresh) {
   AutogradMeta& meta = leaf_->meta();
-  const Device device = leaf_->storage->device();
-  if (rows.dtype() != leaf_->dtype || rows.device() != device) return false;
-  if (!meta.grad.defined()) {
-    meta.grad = zeros(leaf_->shape, {leaf_->dtype, device});
-  } else if (meta.grad.shape() != leaf_->shape || meta.grad.dtype() != leaf_->dtype ||
-             meta.grad.device() != device || !meta.grad.is_contiguous()) {
-    return false;
-  }
-  kernels::dispatch("AccumulateGrad", {&meta.grad, &index, &rows}).index_add(meta.grad, index, rows);
-  return true;
+  const Device leaf_device = leaf_->storage->device();
+  if (dtype != leaf_->dtype || device != leaf_device) return Tensor();
+  fresh = !meta.grad.defined();
+  if (fresh) return empty(leaf_->shape, {leaf_->dtype, leaf_device});
+  const bool plain = meta.grad.shape() == leaf_->shape && meta.grad.dtype() == leaf_->dtype &&
+                     meta.grad.device() == leaf_device && meta.grad.is_contiguous();
+  return plain ? meta.grad : Tensor();
+}
+
+bool AccumulateGrad::index_add(const Tensor& index, const Tensor& rows) {
+  return write_grad(rows.dtype(), rows.device(), [&](Tensor& grad, bool accumulate) {
+    if (!accumulate) grad.zero_();
+    kernels::dispatch("AccumulateGrad", {&grad, &index, &rows}).index_add(grad, index, rows);
+  });
 }
 
 void run_backward(const TensorList& roots, const TensorList& grads, bool retain_graph) {

@@ -67,14 +67,38 @@ class AccumulateGrad final : public Node {
   std::string_view name() const override { return "AccumulateGrad"; }
   TensorList apply(TensorList& grads) override;
   const std::shared_ptr<TensorImpl>& leaf() const { return leaf_; }
+  // Lets a backward put its gradient straight into the leaf's .grad instead of returning it for
+  // the engine to sum: a GEMM adds into it with beta 1. (A weight used at every decoder step got
+  // one dense gradient per step, zero-filled by BLAS and then summed by the engine: 4% of a
+  // training step.) write(grad, accumulate) adds into every element of `grad` when accumulate
+  // is true; otherwise `grad` is a new tensor, to be set whole, which then becomes the .grad
+  // (the leaf had none). false, with nothing done, where the .grad is not a plain contiguous
+  // tensor of the leaf's shape, dtype and device (or dtype / device differ from the leaf's).
+  template <typename Write>
+  bool write_grad(DType dtype, Device device, Write&& write) {
+    bool fresh = false;
+    Tensor target = grad_target(dtype, device, fresh);
+    if (!target.defined()) return false;
+    write(target, !fresh);
+    if (fresh) leaf_->meta().grad = std::move(target);
+    return true;
+  }
   // grad[index[i]] += rows[i] straight into the leaf's .grad (zeros first if it has none), for
-  // a sparse gradient such as an embedding's: false (nothing done) where the .grad is not a
-  // plain contiguous tensor of the leaf's shape, dtype and device.
+  // a sparse gradient such as an embedding's; false as for write_grad.
   bool index_add(const Tensor& index, const Tensor& rows);
 
  private:
+  // The .grad to add into (fresh false), a new uninitialized tensor of the leaf's geometry
+  // where there is none (fresh true), or undefined where write_grad must refuse.
+  Tensor grad_target(DType dtype, Device device, bool& fresh);
   std::shared_ptr<TensorImpl> leaf_;
 };
+
+// The accumulator of the leaf behind input `input` of `node`, or null (not a leaf, or no
+// gradient wanted there).
+inline AccumulateGrad* leaf_accumulator(const Node& node, size_t input) {
+  return input < node.next_edges.size() ? dynamic_cast<AccumulateGrad*>(node.next_edges[input].fn.get()) : nullptr;
+}
 
 // ---- helpers for ops that record history ----
 

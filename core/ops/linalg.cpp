@@ -154,9 +154,16 @@ struct LinearBackward final : Node {
     if (should_compute(1)) {
       Tensor x = x2.unpack(name());
       const int64_t in_f = x.size(1);
-      Tensor gw = empty(Shape{1, out_f, in_f}, {g2.dtype(), g2.device()});
-      be.bmm(gw, g2.t().unsqueeze(0), x.unsqueeze(0), false);  // (out, N) @ (N, in)
-      out[1] = alias(gw, Shape{out_f, in_f}, Strides{in_f, 1}, 0);
+      auto weight_grad = [&](Tensor& gw, bool accumulate) {  // (out, N) @ (N, in)
+        be.bmm(gw.unsqueeze(0), g2.t().unsqueeze(0), x.unsqueeze(0), accumulate);
+      };
+      // into a leaf weight's .grad where it can (a decoder's weights: one call per step)
+      AccumulateGrad* acc = leaf_accumulator(*this, 1);
+      if (!acc || !acc->write_grad(g2.dtype(), g2.device(), weight_grad)) {
+        Tensor gw = empty(Shape{out_f, in_f}, {g2.dtype(), g2.device()});
+        weight_grad(gw, false);
+        out[1] = gw;
+      }
     }
     if (next_edges.size() > 2 && should_compute(2)) out[2] = sum(g2, Shape{0}, false);
     return out;

@@ -72,16 +72,18 @@ struct LstmLayerBackward final : Node {
     }
     if (should_compute(1)) out[1] = dh;
     if (should_compute(2)) out[2] = dc;
-    if (should_compute(3)) {
-      Tensor dw = empty(Shape{1, 4 * H, I}, opt);
-      be.bmm(dw, transposed3(dG2), as3(alias(xx, Shape{B * S, I}, Strides{I, 1}, xx.offset())), false);
-      out[3] = alias(dw, Shape{4 * H, I}, Strides{I, 1}, 0);
-    }
-    if (should_compute(4)) {
-      Tensor dw = empty(Shape{1, 4 * H, H}, opt);
-      be.bmm(dw, transposed3(dG2), as3(alias(hprev, Shape{B * S, H}, Strides{H, 1}, 0)), false);
-      out[4] = alias(dw, Shape{4 * H, H}, Strides{H, 1}, 0);
-    }
+    // dW_ih = dG^T x and dW_hh = dG^T hprev: into a leaf weight's .grad where it can (the
+    // decoder runs one step per call), else returned
+    auto weight_grad = [&](int input, const Tensor& rhs) {  // rhs (B*S, C)
+      auto gemm = [&](Tensor& dw, bool accumulate) { be.bmm(as3(dw), transposed3(dG2), as3(rhs), accumulate); };
+      AccumulateGrad* acc = leaf_accumulator(*this, static_cast<size_t>(input));
+      if (acc && acc->write_grad(opt.dtype, opt.device, gemm)) return;
+      Tensor dw = empty(Shape{4 * H, rhs.size(1)}, opt);
+      gemm(dw, false);
+      out[static_cast<size_t>(input)] = dw;
+    };
+    if (should_compute(3)) weight_grad(3, alias(xx, Shape{B * S, I}, Strides{I, 1}, xx.offset()));
+    if (should_compute(4)) weight_grad(4, alias(hprev, Shape{B * S, H}, Strides{H, 1}, 0));
     if (should_compute(5) || should_compute(6)) {
       Tensor db = sum_keepdim(dG2, Shape{0});
       db = alias(db, Shape{4 * H}, Strides{1}, 0);

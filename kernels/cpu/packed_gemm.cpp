@@ -79,20 +79,32 @@ PackedPanels pack_panels(const float* b, int64_t K, int64_t N, int64_t row_strid
   p.K = K;
   p.N = N;
   p.panels = (N + kPanel - 1) / kPanel;
-  const size_t bytes = std::max<size_t>(64, static_cast<size_t>(p.panels * K * kPanel) * sizeof(float));
-  p.data = {static_cast<float*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)), std::free};
-  if (!p.data) throw std::bad_alloc();
-  float* out = p.data.get();
+  p.storage = empty(Shape{p.panels * K * kPanel}, {DType::Float32, kCPU});
+  float* out = p.storage.data<float>();
   parallel_for(p.panels, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(K * kPanel, 1)), [&](int64_t p0, int64_t p1) {
+    const float* const src = b;  // local copies: GCC reloads captured references after each store
+    float* const packed = out;
     for (int64_t q = p0; q < p1; ++q) {
-      float* dst = out + q * K * kPanel;
+      float* const dst = packed + q * K * kPanel;
       const int64_t n0 = q * kPanel, ncols = std::min<int64_t>(kPanel, N - n0);
+      if (ncols < kPanel) std::memset(dst, 0, static_cast<size_t>(K * kPanel) * sizeof(float));  // the padding
       if (col_stride < row_stride) {  // rows of B are contiguous-ish: read along n
-        for (int64_t k = 0; k < K; ++k)
-          for (int64_t j = 0; j < kPanel; ++j) dst[k * kPanel + j] = j < ncols ? b[k * row_stride + (n0 + j) * col_stride] : 0.0f;
-      } else {  // columns of B are contiguous (a transposed view): read along k
-        for (int64_t j = 0; j < kPanel; ++j)
-          for (int64_t k = 0; k < K; ++k) dst[k * kPanel + j] = j < ncols ? b[k * row_stride + (n0 + j) * col_stride] : 0.0f;
+        for (int64_t k = 0; k < K; ++k) {
+          const float* s = src + k * row_stride + n0 * col_stride;
+          for (int64_t j = 0; j < ncols; ++j) dst[k * kPanel + j] = s[j * col_stride];
+        }
+      } else {
+        // Columns of B are contiguous (the transpose of a weight): a blocked transpose, kBlock
+        // values of each column at a time, so that the panel rows written stay in L1. Column
+        // by column over all of K touched a new cache line per element (1.7 ns per element).
+        constexpr int64_t kBlock = 16;
+        for (int64_t k0 = 0; k0 < K; k0 += kBlock) {
+          const int64_t k1 = std::min(K, k0 + kBlock);
+          for (int64_t j = 0; j < ncols; ++j) {
+            const float* s = src + (n0 + j) * col_stride;
+            for (int64_t k = k0; k < k1; ++k) dst[k * kPanel + j] = s[k * row_stride];
+          }
+        }
       }
     }
   });
@@ -102,7 +114,7 @@ PackedPanels pack_panels(const float* b, int64_t K, int64_t N, int64_t row_strid
 void packed_gemm(int64_t M, const float* a, int64_t lda, const PackedPanels& b, float* c, int64_t ldc, bool accumulate) {
   const int64_t K = b.K, N = b.N;
   if (M == 0 || N == 0) return;
-  const float* packed = b.data.get();
+  const float* packed = b.data();
   // about 2^18 multiply-adds per thread before a second one pays for waking it
   const int64_t per_panel = std::max<int64_t>(1, M * K * kPanel);
   parallel_for(b.panels, std::max<int64_t>(1, (int64_t{1} << 18) / per_panel), [&](int64_t p0, int64_t p1) {

@@ -176,7 +176,7 @@ cudaError_t launch_attention_backward(DType dtype, const AttentionArgs& a, cudaS
   // T == 0 still runs: the kernel writes the zero gradients of keys, values and v.
   if (a.B == 0) return cudaSuccess;
   const bool additive = a.keys != nullptr;
-  if (additive) {
+  if (additive && a.D > 0) {  // (no zero-byte memset of a possibly null dv)
     cudaError_t err = cudaMemsetAsync(a.dv, 0, static_cast<size_t>(a.D) * (dtype == DType::Float64 ? 8 : 4), stream);
     if (err != cudaSuccess) return err;
   }

@@ -30,14 +30,20 @@ void throw_cuda_error(cudaError_t err, const char* expr, const char* file, int l
   throw BackendError(msg);
 }
 
+// A library that could not allocate its own workspace is out of memory too (the caching
+// allocator may hold the rest of the card in its free lists).
 void throw_cublas_error(cublasStatus_t st, const char* expr, const char* file, int line) {
-  throw BackendError(fmt::format("cuBLAS error {} ({}) in `{}` at {}:{}", static_cast<int>(st),
-                                 cublasGetStatusString(st), expr, file, line));
+  const std::string msg = fmt::format("cuBLAS error {} ({}) in `{}` at {}:{}", static_cast<int>(st),
+                                      cublasGetStatusString(st), expr, file, line);
+  if (st == CUBLAS_STATUS_ALLOC_FAILED) throw OutOfMemoryError(msg);
+  throw BackendError(msg);
 }
 
 void throw_cudnn_error(cudnnStatus_t st, const char* expr, const char* file, int line) {
-  throw BackendError(fmt::format("cuDNN error {} ({}) in `{}` at {}:{}", static_cast<int>(st),
-                                 cudnnGetErrorString(st), expr, file, line));
+  const std::string msg = fmt::format("cuDNN error {} ({}) in `{}` at {}:{}", static_cast<int>(st),
+                                      cudnnGetErrorString(st), expr, file, line);
+  if (st == CUDNN_STATUS_ALLOC_FAILED) throw OutOfMemoryError(msg);
+  throw BackendError(msg);
 }
 
 // ---------------------------------------------------------------- devices
@@ -139,6 +145,7 @@ DeviceState& state(Device device) {
     return *g_devices[i];
   }
   check_device(device);
+  ATTN_CHECK(i < kMaxDevices, DeviceError, "CUDA device {}: at most {} CUDA devices are supported", i, kMaxDevices);
   std::lock_guard<std::mutex> lock(g_mu);
   if (!g_devices[i]) {
     auto s = std::make_unique<DeviceState>();
@@ -376,6 +383,9 @@ void CudaBackend::bmm(const Tensor& out, const Tensor& a_in, const Tensor& b_in,
   cublasHandle_t h = context(device_).cublas;
   const bool tf32 = kernels::allow_tf32() && out.dtype() == DType::Float32;
   ATTN_CUBLAS_CHECK(cublasSetMathMode(h, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  ATTN_CHECK(std::max({M, N, K, la.ld, lb.ld, lc.ld, B}) <= INT_MAX, ShapeError,
+             "bmm: ({}, {}, {}) x ({}, {}) products with leading dims {}, {}, {} exceed cuBLAS's int range", B, M, K,
+             K, N, la.ld, lb.ld, lc.ld);
   const int n = static_cast<int>(N), m = static_cast<int>(M), k = static_cast<int>(K);
   if (out.dtype() == DType::Float32) {
     const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;

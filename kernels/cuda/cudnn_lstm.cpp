@@ -204,7 +204,35 @@ kernels::CudnnLstmOutput CudaBackend::cudnn_lstm(const Tensor& x_in, const Tenso
   ATTN_CHECK(x_in.dim() == 3 && static_cast<int64_t>(params.size()) == 4 * num_layers * D, ShapeError,
              "cudnn_lstm: input {} and {} parameters for {} layer(s) x {} direction(s)", x_in.shape(), params.size(),
              num_layers, D);
-  const int64_t H = params[1].size(1), B = x_in.size(0), S = x_in.size(1);
+  ATTN_CHECK(params[1].dim() == 2, ShapeError, "cudnn_lstm: weight_hh_l0 must be (4H, H), got shape {}", params[1].shape());
+  const int64_t H = params[1].size(1), B = x_in.size(0), S = x_in.size(1), I = x_in.size(2);
+  // The weight space is laid out and copied by x's element size: every parameter and state must
+  // have x's dtype, device and PyTorch's shapes, or the copies would run past their buffers.
+  for (int64_t pl = 0; pl < num_layers * D; ++pl) {  // pseudo-layer: layer pl / D, direction pl % D
+    const int64_t in = pl < D ? I : D * H;
+    const Tensor* p = &params[static_cast<size_t>(4 * pl)];
+    ATTN_CHECK(p[0].shape() == (Shape{4 * H, in}) && p[1].shape() == (Shape{4 * H, H}) && p[2].shape() == Shape{4 * H} &&
+                   p[3].shape() == Shape{4 * H},
+               ShapeError,
+               "cudnn_lstm: layer {} direction {}: weights must be (4H, {}), (4H, H), (4H), (4H) with H = {}, got {}, {}, "
+               "{}, {}",
+               pl / D, pl % D, in, H, p[0].shape(), p[1].shape(), p[2].shape(), p[3].shape());
+  }
+  for (const Tensor* t : {&hx_in, &cx_in}) {
+    ATTN_CHECK(t->shape() == (Shape{num_layers * D, B, H}), ShapeError,
+               "cudnn_lstm: initial states must be (layers * directions, B, H) = ({}, {}, {}), got shape {}",
+               num_layers * D, B, H, t->shape());
+  }
+  for (const Tensor* t : {&hx_in, &cx_in}) {
+    ATTN_CHECK(t->dtype() == x_in.dtype() && t->device() == x_in.device(), DTypeError,
+               "cudnn_lstm: initial states must be {} on {}, got {} on {}", x_in.dtype(), x_in.device(), t->dtype(),
+               t->device());
+  }
+  for (const Tensor& t : params) {
+    ATTN_CHECK(t.dtype() == x_in.dtype() && t.device() == x_in.device(), DTypeError,
+               "cudnn_lstm: parameters must be {} on {}, got one {} on {}", x_in.dtype(), x_in.device(), t.dtype(),
+               t.device());
+  }
   ATTN_CHECK(lengths.dim() == 1 && lengths.size(0) == B && lengths.dtype() == DType::Int64, ShapeError,
              "cudnn_lstm: lengths must be int64 ({}) for a batch of {}, got {} {}", B, B, lengths.dtype(), lengths.shape());
   const std::vector<int64_t> lv = lengths.to_vector<int64_t>();

@@ -72,7 +72,9 @@ __global__ void softmax_nll_forward_kernel(SoftmaxNllArgs a) {
     merge(m, s, sm[w], ss[w]);
     xs += sx[w];
   }
-  const double lse = m + log(s);
+  // a +inf logit makes log-sum-exp NaN, as on the CPU (row_logsumexp); here a thread holding
+  // it alone would give (inf, 1), and inf
+  const double lse = m == INFINITY ? NAN : m + log(s);
   static_cast<T*>(a.lse)[i] = static_cast<T>(lse);
   const int64_t c = a.target[i * a.target_s];
   T* loss = static_cast<T*>(a.losses) + i;
