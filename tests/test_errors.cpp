@@ -80,5 +80,17 @@ TEST(Errors, BadArguments) {
   expect_error<ValueError>([] { sum(ones({2, 3}), {1, -1}); }, {"sum", "twice"});
 }
 
+TEST(Errors, PreparedLinearRefusesAWeightChangedInPlaceAndMismatchedShapes) {
+  Generator g(94);
+  Tensor w = uniform({6, 4}, -1.0, 1.0, g);
+  const PreparedLinear layer = prepare_linear(w, uniform({6}, -1.0, 1.0, g));
+  const Tensor x = uniform({2, 4}, -1.0, 1.0, g);
+  EXPECT_NO_THROW(linear(x, layer));
+  expect_error<ShapeError>([&] { linear(uniform({2, 5}, -1.0, 1.0, g), layer); }, {"linear", "[2, 5]", "[6, 4]"});
+  expect_error<ShapeError>([&] { prepare_linear(w, uniform({5}, -1.0, 1.0, g)); }, {"prepare_linear", "[5]", "[6, 4]"});
+  w.mul_(2.0);  // the packed copy would be stale
+  expect_error<ValueError>([&] { linear(x, layer); }, {"linear", "changed in place after prepare_linear"});
+}
+
 }  // namespace
 }  // namespace attn::test

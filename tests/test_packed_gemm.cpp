@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "core/ops/ops.h"
 #include "kernels/backend.h"
 #include "tests/test_util.h"
 
@@ -79,6 +80,56 @@ TEST(PackedGemm, OtherDtypesAndLayoutsFallBackToBmm) {
   // a different matrix than the one prepared is refused
   Tensor other = uniform({9, 4}, -1.0, 1.0, g);
   EXPECT_ANY_THROW(be.matmul_prepared(wf, uniform({5, 9}, -1.0, 1.0, g), other, prepared.get(), false));
+}
+
+// linear() through a prepared (packed) weight: the values and every gradient of the plain
+// linear, for 2-d and 3-d inputs (a non-contiguous one too), row counts around the tile height,
+// output sizes around the panel width, with and without bias; float64 prepares nothing.
+TEST(PreparedLinear, MatchesPlainLinearValuesAndGradients) {
+  Generator g(93);
+  int checked = 0;
+  for (int64_t out_f : {1, 31, 33, 100}) {
+    for (bool with_bias : {true, false}) {
+      for (Shape xs : {Shape{1, 24}, Shape{7, 24}, Shape{9, 24}, Shape{3, 5, 24}, Shape{24, 6}}) {
+        const bool strided = xs.back() != 24;  // (24, 6) transposed: a non-contiguous (6, 24)
+        Tensor x0 = uniform(xs, -1.0, 1.0, g);
+        if (strided) x0 = x0.transpose(0, 1);
+        const Tensor w0 = uniform({out_f, 24}, -1.0, 1.0, g), b0 = with_bias ? uniform({out_f}, -1.0, 1.0, g) : Tensor();
+        Shape ys = x0.shape();
+        ys.back() = out_f;
+        const Tensor R = uniform(ys, -1.0, 1.0, g);
+        std::vector<Tensor> got, want;
+        for (bool prepared : {true, false}) {
+          Tensor x = x0.detach().requires_grad_(true), w = w0.detach().requires_grad_(true);
+          Tensor b = with_bias ? b0.detach().requires_grad_(true) : Tensor();
+          Tensor y;
+          if (prepared) {
+            const PreparedLinear layer = prepare_linear(w, b);
+            ASSERT_NE(layer.packed, nullptr);  // float on the CPU: packed
+            y = linear(x, layer);
+          } else {
+            y = linear(x, w, b);
+          }
+          sum(y * R).backward();
+          std::vector<Tensor>& out = prepared ? got : want;
+          out = {y.detach(), x.grad(), w.grad()};
+          if (with_bias) out.push_back(b.grad());
+        }
+        for (size_t i = 0; i < want.size(); ++i) {
+          ASSERT_EQ(got[i].shape(), want[i].shape()) << i;
+          EXPECT_LT(max_rel_diff(got[i], want[i]), 2e-6) << fmt::format("output {}, x {}, out {}", i, x0.shape(), out_f);
+        }
+        ++checked;
+      }
+    }
+  }
+  EXPECT_EQ(checked, 4 * 2 * 5);
+  // float64: nothing prepared, the plain path
+  const Tensor w64 = uniform({5, 4}, -1.0, 1.0, g, {.dtype = DType::Float64});
+  const PreparedLinear layer64 = prepare_linear(w64);
+  EXPECT_EQ(layer64.packed, nullptr);
+  const Tensor x64 = uniform({3, 4}, -1.0, 1.0, g, {.dtype = DType::Float64});
+  EXPECT_LT(max_rel_diff(linear(x64, layer64), linear(x64, w64)), 1e-15);
 }
 
 }  // namespace

@@ -237,4 +237,53 @@ Tensor linear_with_output(const Tensor& x, const Tensor& weight, const Tensor& b
   return y;
 }
 
+namespace {
+
+// weight (out, in) as the (in, out) right-hand side of x @ weight^T, without a copy
+Tensor transposed_view(const Tensor& weight) {
+  return alias(weight, Shape{weight.size(1), weight.size(0)}, Strides{weight.stride(1), weight.stride(0)}, weight.offset());
+}
+
+}  // namespace
+
+PreparedLinear prepare_linear(const Tensor& weight, const Tensor& bias) {
+  check_defined(weight, "prepare_linear");
+  ATTN_CHECK(weight.dim() == 2, ShapeError, "prepare_linear: weight must be (out, in), got shape {}", weight.shape());
+  if (bias.defined()) {
+    ATTN_CHECK(bias.dim() == 1 && bias.size(0) == weight.size(0), ShapeError,
+               "prepare_linear: bias of shape {} does not match weight of shape {}", bias.shape(), weight.shape());
+    ATTN_CHECK(bias.dtype() == weight.dtype(), DTypeError, "prepare_linear: bias is {}, weight is {}", bias.dtype(),
+               weight.dtype());
+  }
+  PreparedLinear p{weight, bias, nullptr, weight.version()};
+  p.packed = kernels::dispatch("prepare_linear", {&weight, &bias}).prepare_rhs(transposed_view(weight));
+  return p;
+}
+
+Tensor linear(const Tensor& x, const PreparedLinear& layer) {
+  if (!layer.packed) return linear(x, layer.weight, layer.bias);
+  const Tensor& weight = layer.weight;
+  const Tensor& bias = layer.bias;
+  ATTN_CHECK(weight.version() == layer.version, ValueError,
+             "linear: the weight of shape {} changed in place after prepare_linear (version {} then, {} now)",
+             weight.shape(), layer.version, weight.version());
+  check_matmul_dtypes(x, weight, "linear");
+  ATTN_CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1), ShapeError,
+             "linear: input of shape {} does not match weight of shape {} (expects last dim {})", x.shape(),
+             weight.shape(), weight.size(1));
+  auto& be = kernels::dispatch("linear", {&x, &weight, &bias});
+  const int64_t out_f = weight.size(0), in_f = weight.size(1);
+  Shape out_shape = x.shape();
+  out_shape.back() = out_f;
+  Tensor y = empty(out_shape, {x.dtype(), x.device()});
+  {
+    NoGradGuard g;
+    const Tensor x2 = x.reshape(Shape{leading_rows(x), in_f}).contiguous();
+    const Tensor y2 = alias(y, Shape{x2.size(0), out_f}, Strides{out_f, 1}, 0);
+    if (bias.defined()) be.copy(y2, bias);  // rows start as the bias, the product adds on
+    be.matmul_prepared(y2, x2, transposed_view(weight), layer.packed.get(), bias.defined());
+  }
+  return needs_grad(x, weight, bias) ? linear_with_output(x, weight, bias, y) : y;
+}
+
 }  // namespace attn

@@ -3,6 +3,7 @@
 // input requires grad. Broadcasting follows numpy/PyTorch; inputs may be strided views.
 #pragma once
 
+#include <memory>
 #include <vector>
 
 #include "core/autograd/grad_mode.h"
@@ -10,6 +11,10 @@
 #include "core/tensor.h"
 
 namespace attn {
+
+namespace kernels {
+struct PreparedMatrix;
+}
 
 // ---- elementwise arithmetic (broadcasting) ----
 Tensor add(const Tensor& a, const Tensor& b);
@@ -95,6 +100,19 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
 // example step by step, to pick tokens): returns y recorded as linear(x, weight, bias), so the
 // weight gradient is one GEMM over all rows of x. y must equal linear(x, weight, bias).
 Tensor linear_with_output(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& y);
+// A linear layer prepared for many products in a row with the same weight, as the decoder's
+// classifier is at every step of a batch: on the CPU, float weights are packed once into the
+// panels of the small-batch GEMM (kernels/cpu/packed_gemm.h), which OpenBLAS redid at every
+// call (the classifier: 12 MB per step); elsewhere nothing is prepared and linear() is plain.
+// linear(x, prepared) equals linear(x, weight, bias), gradients included. The weight must not
+// change in place while prepared (an error names it).
+struct PreparedLinear {
+  Tensor weight, bias;
+  std::shared_ptr<const kernels::PreparedMatrix> packed;  // W^T packed; null: the plain path
+  uint64_t version = 0;                                  // weight.version() when prepared
+};
+PreparedLinear prepare_linear(const Tensor& weight, const Tensor& bias = Tensor());
+Tensor linear(const Tensor& x, const PreparedLinear& layer);
 
 // ---- shape ----
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim);

@@ -144,6 +144,11 @@ DecoderState BahdanauDecoder::init(const EncoderOutput& enc) const {
   return s;
 }
 
+Tensor Decoder::classify(const Tensor& features, const PreparedLinear& classifier) const {
+  PROFILE_STAGE("classifier_loss");
+  return linear(features, classifier);
+}
+
 Tensor BahdanauDecoder::classify(const Tensor& features) const {
   PROFILE_STAGE("classifier_loss");
   return classifier->forward(features);
@@ -359,6 +364,11 @@ Seq2Seq::Loss Seq2Seq::loss(const Tensor& src, const Tensor& src_len, const Tens
     const Tensor force = from_vector(mask_host, Shape{static_cast<int64_t>(mask_host.size())}).to(dev);
     Tensor input = tin.select(1, 0).contiguous();
     std::vector<Tensor> features, logits;
+    PreparedLinear classifier;
+    if (any_free) {
+      NoGradGuard g;
+      classifier = decoder->prepare_classifier();
+    }
     for (int64_t t = 0; t < T; ++t) {
       StepOutput o = decoder->step_features(input, st);
       features.push_back(o.logits);
@@ -366,7 +376,7 @@ Seq2Seq::Loss Seq2Seq::loss(const Tensor& src, const Tensor& src_len, const Tens
         // Rows without teacher forcing feed their own prediction, so the classifier runs at
         // every step, without a graph; its backward runs once over all steps below.
         NoGradGuard g;
-        logits.push_back(decoder->classify(o.logits));
+        logits.push_back(decoder->classify(o.logits, classifier));
         if (t + 1 < T) input = where(force, tin.select(1, t + 1), argmax(logits.back(), 1)).contiguous();
       } else if (t + 1 < T) {
         input = tin.select(1, t + 1).contiguous();

@@ -95,6 +95,19 @@ class Decoder : public nn::Module {
     o.logits = classify(o.logits);
     return o;
   }
+  // The classifier prepared once for the steps of a batch that need their logits at every step
+  // (searches; training rows that feed their own predictions): see prepare_linear. The model's
+  // weights must not change while it is in use.
+  PreparedLinear prepare_classifier() const {
+    const nn::Linear& fc = classifier_layer();
+    return prepare_linear(fc.weight, fc.bias);
+  }
+  Tensor classify(const Tensor& features, const PreparedLinear& classifier) const;
+  StepOutput step(const Tensor& input, DecoderState& state, const PreparedLinear& classifier) const {
+    StepOutput o = step_features(input, state);
+    o.logits = classify(o.logits, classifier);
+    return o;
+  }
   // Teacher forcing over all T steps at once where the model allows it (Luong without input
   // feeding: one LSTM pass, multi-query attention): the classifier's input (B, T, F).
   virtual Tensor teacher_forced_features(const Tensor& tgt_in, const Tensor& tgt_len, const DecoderState& state) const {

@@ -50,12 +50,13 @@ std::vector<std::vector<Hypothesis>> greedy_search(const Seq2Seq& model, const T
   const int64_t steps = *std::max_element(limit.begin(), limit.end());
   EncoderOutput enc = model.encoder->forward(src, src_len);
   DecoderState state = model.decoder->init(enc);
+  const PreparedLinear classifier = model.decoder->prepare_classifier();  // once for all steps
   std::vector<Hypothesis> hyp(static_cast<size_t>(B));
   std::vector<bool> done(static_cast<size_t>(B), false);
   Tensor input = full(Shape{B}, static_cast<double>(Vocab::kBos), {.dtype = DType::Int64, .device = src.device()});
   int64_t open = B;
   for (int64_t t = 0; t < steps && open > 0; ++t) {
-    StepOutput o = model.decoder->step(input, state);
+    StepOutput o = model.decoder->step(input, state, classifier);
     Tensor logp = log_softmax(o.logits, 1);
     // <pad> and <s> are never outputs (ids 0 and 1: the pick is among ids >= kFirstOutput). The
     // scores stay the model's log-probabilities.
@@ -100,6 +101,7 @@ std::vector<std::vector<Hypothesis>> beam_search(const Seq2Seq& model, const Ten
   for (int64_t b = 0; b < B; ++b)
     for (int64_t k = 0; k < K; ++k) rep.push_back(b);
   DecoderState state = model.decoder->init(enc).select_rows(from_vector(rep, Shape{B * K}).to(dev));
+  const PreparedLinear classifier = model.decoder->prepare_classifier();  // once for all steps
 
   struct Beam {
     std::vector<int64_t> tokens;
@@ -115,7 +117,7 @@ std::vector<std::vector<Hypothesis>> beam_search(const Seq2Seq& model, const Ten
   Tensor input = from_vector(input_host, Shape{B * K}).to(dev);
 
   for (int64_t t = 0; t < steps; ++t) {
-    StepOutput o = model.decoder->step(input, state);
+    StepOutput o = model.decoder->step(input, state, classifier);
     const std::vector<float> logp = log_softmax(o.logits, 1).to_vector<float>();  // (B*K, V)
     const std::vector<std::vector<float>> w = opt.keep_attention ? host_rows(o.weights) : std::vector<std::vector<float>>();
     std::vector<int64_t> parent(static_cast<size_t>(B * K)), next(static_cast<size_t>(B * K), Vocab::kEos);
