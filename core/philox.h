@@ -5,6 +5,7 @@
 // mask and the same initial weights on both devices.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #if defined(__CUDACC__)
@@ -57,5 +58,18 @@ ATTN_HD uint32_t word(uint64_t seed, uint64_t index) {
 // Uniform in [0, 1) with 24 random bits: exactly representable in float, so CPU and GPU agree
 // bit for bit and a comparison against a dropout probability gives the same mask on both.
 ATTN_HD float to_unit_float(uint32_t w) { return static_cast<float>(w >> 8) * (1.0f / 16777216.0f); }
+
+// low + span * x with one rounding (a fused multiply-add) on both devices: nvcc contracts the
+// plain expression into an FMA and g++ in ISO mode does not, so uniform(-0.03, 0.05) differed
+// by an ulp here and there between the CPU and the GPU.
+template <typename T>
+ATTN_HD T affine(T low, T span, T x) {
+#if defined(__CUDA_ARCH__)
+  if constexpr (sizeof(T) == sizeof(float)) return fmaf(span, x, low);
+  else return fma(span, x, low);
+#else
+  return std::fma(span, x, low);
+#endif
+}
 
 }  // namespace attn::philox

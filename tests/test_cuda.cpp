@@ -42,6 +42,9 @@ TEST(Cuda, SameSeedSameNumbersAsCpu) {
   Generator g1(123), g2(123);
   EXPECT_EQ(uniform({4097}, -1.0, 1.0, g1).to_vector<float>(),
             uniform({4097}, -1.0, 1.0, g2, {.device = kCUDA}).to_vector<float>());
+  // a span that is not a power of two: low + span * u rounds twice unless both devices fuse it
+  EXPECT_EQ(uniform({4097}, -0.03, 0.05, g1).to_vector<float>(),
+            uniform({4097}, -0.03, 0.05, g2, {.device = kCUDA}).to_vector<float>());
   Generator d1(7), d2(7);
   Tensor x = ones({1000});
   Tensor m_cpu = dropout(x, 0.4, true, d1);

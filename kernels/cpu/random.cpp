@@ -18,7 +18,7 @@ void CpuBackend::random_uniform(const Tensor& out, uint64_t seed, uint64_t offse
     const T lo = static_cast<T>(low), span = static_cast<T>(high - low);
     parallel_for(out.numel(), kParallelGrain / 8, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i)
-        o[i] = lo + span * static_cast<T>(philox::to_unit_float(philox::word(seed, offset + i)));
+        o[i] = philox::affine(lo, span, static_cast<T>(philox::to_unit_float(philox::word(seed, offset + i))));
     });
   });
 }
@@ -39,7 +39,7 @@ void CpuBackend::random_normal(const Tensor& out, uint64_t seed, uint64_t offset
         const double r = std::sqrt(-2.0 * std::log(u1));
         const double theta = 2.0 * std::numbers::pi * u2;
         const double z = (i & 1) ? r * std::sin(theta) : r * std::cos(theta);
-        o[i] = static_cast<T>(mean + stddev * z);
+        o[i] = static_cast<T>(philox::affine(mean, stddev, z));
       }
     });
   });

@@ -18,7 +18,7 @@ constexpr double kTwoPi = 6.283185307179586476925286766559;
 template <typename T>
 __global__ void uniform_kernel(T* out, int64_t n, uint64_t seed, uint64_t offset, T low, T span) {
   ATTN_GRID_STRIDE(i, n) {
-    out[i] = low + span * static_cast<T>(philox::to_unit_float(philox::word(seed, offset + static_cast<uint64_t>(i))));
+    out[i] = philox::affine(low, span, static_cast<T>(philox::to_unit_float(philox::word(seed, offset + static_cast<uint64_t>(i)))));
   }
 }
 
@@ -31,7 +31,7 @@ __global__ void normal_kernel(T* out, int64_t n, uint64_t seed, uint64_t offset,
     const double r = sqrt(-2.0 * log(u1));
     const double theta = kTwoPi * u2;
     const double z = (i & 1) ? r * sin(theta) : r * cos(theta);
-    out[i] = static_cast<T>(mean + stddev * z);
+    out[i] = static_cast<T>(philox::affine(mean, stddev, z));
   }
 }
 
