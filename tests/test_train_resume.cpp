@@ -100,6 +100,26 @@ TEST(TrainStop, OnTheLastBatchOfAnEpochTheEpochIsValidatedFirst) {
             io::read_file(dir.file("split/checkpoint/optimizer.safetensors")));
 }
 
+// With --time-limit, the progress lines' ETA is the time left to the limit when that comes
+// first (the demo showed "ETA 18h" for a 2-minute run of a 10-epoch budget).
+TEST(TrainStop, TheEtaCountsTheTimeLimit) {
+  TempDir dir;
+  train::TrainOptions o = tiny_run(dir, "eta");
+  o.epochs = 100000;  // hours of epochs: the time limit ends the run
+  o.time_limit = 1.0;
+  o.log_every = 1;
+  train::train(o);
+  const std::string log = io::read_file(dir.file("eta/train.log"));
+  int64_t lines = 0;
+  for (size_t at = log.find("ETA "); at != std::string::npos; at = log.find("ETA ", at + 1)) {
+    const std::string eta = log.substr(at + 4, log.find('\n', at) - at - 4);
+    EXPECT_TRUE(eta == "0m00s" || eta == "0m01s") << eta;
+    ++lines;
+  }
+  EXPECT_GT(lines, 10) << log;
+  EXPECT_NE(log.find("reached --time-limit"), std::string::npos) << log;
+}
+
 // ---------------------------------------------------------------- over-long validation sources
 
 TEST(TrainValidation, SourcesLongerThanTheModelTakesAreSkippedAndCounted) {

@@ -412,10 +412,12 @@ TrainResult train(const TrainOptions& cli) {
         const int64_t left_in_run = opt.max_steps ? opt.max_steps - step
                                                   : (opt.epochs - epoch) * batches_per_epoch - batch_in_epoch - 1;
         const double per_step = train_time / static_cast<double>(std::max<int64_t>(window_steps, 1));
+        double eta = per_step * static_cast<double>(std::max<int64_t>(left_in_run, 0));
+        if (opt.time_limit > 0) eta = std::min(eta, std::max(0.0, opt.time_limit - elapsed()));  // stops there
         rep.progress(fmt::format("epoch {} step {} ({}/{}) loss {:.4f} | {:.0f} tok/s | ETA {}", epoch + 1, step,
                                  batch_in_epoch + 1, batches_per_epoch, window_loss / std::max<int64_t>(window_tokens, 1),
                                  static_cast<double>(window_tokens) / std::max(wsec, 1e-9),
-                                 format_duration(per_step * static_cast<double>(std::max<int64_t>(left_in_run, 0)))),
+                                 format_duration(eta)),
                      log_it);
         if (log_it) {
           window_loss = 0.0;
