@@ -249,6 +249,28 @@ TEST(FusedAttention, MatchesComposedValuesAndGradients) {
   }
 }
 
+// One decoder step (one query row per entry): the backward writes d(keys) over the forward's
+// tanh cache, unless the graph is kept for another backward, which must then find the cache
+// intact: two backwards through one retained graph give twice the gradients of one.
+TEST(FusedAttention, ARetainedGraphKeepsTheTanhCacheForASecondBackward) {
+  Generator g(27);
+  std::mt19937 rng(27);
+  for (bool prepared : {false, true}) {
+    const std::vector<Tensor> in = attn_inputs(g, rng, {3, 0, 9, 8, 12}, true);
+    const std::vector<Tensor> R = upstream_for(run(attn_fn(true, true, prepared), in, {}).outs, g);
+    const Result once = run(attn_fn(true, true, prepared), in, R);
+    std::vector<Tensor> xs;
+    for (const Tensor& t : in) xs.push_back(is_floating(t.dtype()) ? leaf(t) : t);
+    const std::vector<Tensor> outs = attn_fn(true, true, prepared)(xs);
+    const Tensor loss = sum(outs[0] * R[0]) + sum(outs[1] * R[1]);
+    loss.backward(Tensor(), /*retain_graph=*/true);
+    loss.backward();
+    for (size_t k : {size_t{0}, size_t{1}, size_t{3}, size_t{4}}) {
+      EXPECT_LE(rel_err(xs[k].grad(), once.grads[k] * 2.0), 1e-6) << "input " << k << (prepared ? ", prepared keys" : "");
+    }
+  }
+}
+
 TEST(FusedAttention, GradientsMatchFiniteDifferences) {
   Generator g(30);
   std::mt19937 rng(30);

@@ -147,6 +147,7 @@ void run_backward(const TensorList& roots, const TensorList& grads, bool retain_
     bool any = false;
     for (const Tensor& g : n->buffer) any = any || g.defined();
     TensorList outs;
+    n->retain_graph = retain_graph;
     if (any) {
       if (profiling) {
         // attn train --profile: the backward's time per node type (waits for the device).

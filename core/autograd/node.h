@@ -32,6 +32,9 @@ class Node {
 
   SmallVector<Edge, 2> next_edges;
   uint32_t num_outputs = 1;
+  // Set by the engine for the apply() in progress: whether what the node saved must survive it
+  // (a later backward through the same graph); if not, apply() may write over it.
+  bool retain_graph = false;
 
   // Engine bookkeeping for the backward in progress.
   int32_t pending = 0;

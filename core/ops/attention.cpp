@@ -40,7 +40,14 @@ struct AttentionBackward final : Node {
       if (dw.defined()) dw = alias(dw, Shape{B, 1, dw.size(1)}, contiguous_strides(Shape{B, 1, dw.size(1)}), dw.offset());
     }
     Tensor dq = empty(q.shape(), opt), dvalues = empty(val.shape(), opt);
-    Tensor dk = additive ? empty(k.shape(), opt) : Tensor(), dv = additive ? empty(vv.shape(), opt) : Tensor();
+    // With one query row per batch entry (a decoder step) and a graph not kept for another
+    // backward, d(keys) overwrites the tanh cache it is computed from (the kernel reads each
+    // element, then writes it): no second B x S x A buffer, no write-allocation of fresh lines.
+    const bool dk_into_cache = additive && T == 1 && tanh_cache.defined() && !retain_graph;
+    Tensor dk = !additive        ? Tensor()
+                : dk_into_cache ? alias(tanh_cache, k.shape(), contiguous_strides(k.shape()), tanh_cache.offset())
+                                : empty(k.shape(), opt);
+    Tensor dv = additive ? empty(vv.shape(), opt) : Tensor();
     kernels::dispatch(name(), {&q, &val})
         .attention_backward(q, k, k_exp2, vv, val, lens, w, tanh_cache, dctx, dw, dq, dk, dv, dvalues);
     if (single) dq = alias(dq, Shape{B, q.size(2)}, contiguous_strides(Shape{B, q.size(2)}), 0);
