@@ -72,6 +72,31 @@ inline void tail_tile(int rows, int64_t K, const float* a, int64_t lda, const fl
   }
 }
 
+// out[k * ldo + j] = in[j * ldi + k] for j, k < 8: eight rows of 8 floats transposed with
+// three rounds of two-vector shuffles (unpack pairs, then pairs of pairs, then halves).
+inline void transpose8x8(const float* in, int64_t ldi, float* out, int64_t ldo) {
+  typedef float V8 __attribute__((vector_size(32)));
+  typedef int I8 __attribute__((vector_size(32)));
+  V8 r[8], t[8], u[8];
+  for (int j = 0; j < 8; ++j) std::memcpy(&r[j], in + j * ldi, sizeof(V8));
+  for (int j = 0; j < 8; j += 2) {
+    t[j] = __builtin_shuffle(r[j], r[j + 1], I8{0, 8, 1, 9, 4, 12, 5, 13});
+    t[j + 1] = __builtin_shuffle(r[j], r[j + 1], I8{2, 10, 3, 11, 6, 14, 7, 15});
+  }
+  for (int j = 0; j < 8; j += 4) {
+    u[j] = __builtin_shuffle(t[j], t[j + 2], I8{0, 1, 8, 9, 4, 5, 12, 13});
+    u[j + 1] = __builtin_shuffle(t[j], t[j + 2], I8{2, 3, 10, 11, 6, 7, 14, 15});
+    u[j + 2] = __builtin_shuffle(t[j + 1], t[j + 3], I8{0, 1, 8, 9, 4, 5, 12, 13});
+    u[j + 3] = __builtin_shuffle(t[j + 1], t[j + 3], I8{2, 3, 10, 11, 6, 7, 14, 15});
+  }
+  for (int k = 0; k < 4; ++k) {  // u[k] holds k and k + 4 of rows 0-3, u[k + 4] of rows 4-7
+    const V8 lo = __builtin_shuffle(u[k], u[k + 4], I8{0, 1, 2, 3, 8, 9, 10, 11});
+    const V8 hi = __builtin_shuffle(u[k], u[k + 4], I8{4, 5, 6, 7, 12, 13, 14, 15});
+    std::memcpy(out + k * ldo, &lo, sizeof(V8));
+    std::memcpy(out + (k + 4) * ldo, &hi, sizeof(V8));
+  }
+}
+
 }  // namespace
 
 PackedPanels pack_panels(const float* b, int64_t K, int64_t N, int64_t row_stride, int64_t col_stride) {
@@ -94,11 +119,19 @@ PackedPanels pack_panels(const float* b, int64_t K, int64_t N, int64_t row_strid
           for (int64_t j = 0; j < ncols; ++j) dst[k * kPanel + j] = s[j * col_stride];
         }
       } else {
-        // Columns of B are contiguous (the transpose of a weight): a blocked transpose, kBlock
-        // values of each column at a time, so that the panel rows written stay in L1. Column
-        // by column over all of K touched a new cache line per element (1.7 ns per element).
+        // Columns of B are contiguous (the transpose of a weight): 8 x 8 blocks transposed in
+        // registers where the columns are unit-stride and whole, then the rest element by element
+        // in blocks of 16 values of a column, so that the panel rows written stay in L1. (Column
+        // by column over all of K touched a new cache line per element: 1.7 ns per element.)
+        int64_t k_done = 0;
+        if (row_stride == 1 && ncols == kPanel) {
+          k_done = K / 8 * 8;
+          for (int64_t k0 = 0; k0 < k_done; k0 += 8)
+            for (int64_t j0 = 0; j0 < kPanel; j0 += 8)
+              transpose8x8(src + (n0 + j0) * col_stride + k0, col_stride, dst + k0 * kPanel + j0, kPanel);
+        }
         constexpr int64_t kBlock = 16;
-        for (int64_t k0 = 0; k0 < K; k0 += kBlock) {
+        for (int64_t k0 = k_done; k0 < K; k0 += kBlock) {
           const int64_t k1 = std::min(K, k0 + kBlock);
           for (int64_t j = 0; j < ncols; ++j) {
             const float* s = src + (n0 + j) * col_stride;
