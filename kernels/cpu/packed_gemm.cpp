@@ -72,26 +72,33 @@ inline void tail_tile(int rows, int64_t K, const float* a, int64_t lda, const fl
   }
 }
 
+// Two-vector shuffle of 8 lanes (indices 8-15 pick from b), for GCC and Clang.
+#if defined(__clang__)
+#define ATTN_SHUFFLE8(a, b, i0, i1, i2, i3, i4, i5, i6, i7) __builtin_shufflevector(a, b, i0, i1, i2, i3, i4, i5, i6, i7)
+#else
+#define ATTN_SHUFFLE8(a, b, i0, i1, i2, i3, i4, i5, i6, i7) __builtin_shuffle(a, b, I8{i0, i1, i2, i3, i4, i5, i6, i7})
+#endif
+
 // out[k * ldo + j] = in[j * ldi + k] for j, k < 8: eight rows of 8 floats transposed with
 // three rounds of two-vector shuffles (unpack pairs, then pairs of pairs, then halves).
 inline void transpose8x8(const float* in, int64_t ldi, float* out, int64_t ldo) {
   typedef float V8 __attribute__((vector_size(32)));
-  typedef int I8 __attribute__((vector_size(32)));
+  [[maybe_unused]] typedef int I8 __attribute__((vector_size(32)));
   V8 r[8], t[8], u[8];
   for (int j = 0; j < 8; ++j) std::memcpy(&r[j], in + j * ldi, sizeof(V8));
   for (int j = 0; j < 8; j += 2) {
-    t[j] = __builtin_shuffle(r[j], r[j + 1], I8{0, 8, 1, 9, 4, 12, 5, 13});
-    t[j + 1] = __builtin_shuffle(r[j], r[j + 1], I8{2, 10, 3, 11, 6, 14, 7, 15});
+    t[j] = ATTN_SHUFFLE8(r[j], r[j + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+    t[j + 1] = ATTN_SHUFFLE8(r[j], r[j + 1], 2, 10, 3, 11, 6, 14, 7, 15);
   }
   for (int j = 0; j < 8; j += 4) {
-    u[j] = __builtin_shuffle(t[j], t[j + 2], I8{0, 1, 8, 9, 4, 5, 12, 13});
-    u[j + 1] = __builtin_shuffle(t[j], t[j + 2], I8{2, 3, 10, 11, 6, 7, 14, 15});
-    u[j + 2] = __builtin_shuffle(t[j + 1], t[j + 3], I8{0, 1, 8, 9, 4, 5, 12, 13});
-    u[j + 3] = __builtin_shuffle(t[j + 1], t[j + 3], I8{2, 3, 10, 11, 6, 7, 14, 15});
+    u[j] = ATTN_SHUFFLE8(t[j], t[j + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+    u[j + 1] = ATTN_SHUFFLE8(t[j], t[j + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+    u[j + 2] = ATTN_SHUFFLE8(t[j + 1], t[j + 3], 0, 1, 8, 9, 4, 5, 12, 13);
+    u[j + 3] = ATTN_SHUFFLE8(t[j + 1], t[j + 3], 2, 3, 10, 11, 6, 7, 14, 15);
   }
   for (int k = 0; k < 4; ++k) {  // u[k] holds k and k + 4 of rows 0-3, u[k + 4] of rows 4-7
-    const V8 lo = __builtin_shuffle(u[k], u[k + 4], I8{0, 1, 2, 3, 8, 9, 10, 11});
-    const V8 hi = __builtin_shuffle(u[k], u[k + 4], I8{4, 5, 6, 7, 12, 13, 14, 15});
+    const V8 lo = ATTN_SHUFFLE8(u[k], u[k + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+    const V8 hi = ATTN_SHUFFLE8(u[k], u[k + 4], 4, 5, 6, 7, 12, 13, 14, 15);
     std::memcpy(out + k * ldo, &lo, sizeof(V8));
     std::memcpy(out + (k + 4) * ldo, &hi, sizeof(V8));
   }
