@@ -48,12 +48,12 @@ ATTN_HD U32x4 philox4x32_10(U32x4 ctr, uint32_t k0, uint32_t k1) {
 
 // Word `i` of the stream (seed, offset): block (offset + i) / 4, lane (offset + i) % 4.
 // Offsets handed out by Generator are multiples of 4, so a draw starts on a block boundary.
-ATTN_HD uint32_t word(uint64_t seed, uint64_t index) {
-  uint64_t block = index >> 2;
-  U32x4 ctr{{static_cast<uint32_t>(block), static_cast<uint32_t>(block >> 32), 0u, 0u}};
-  U32x4 r = philox4x32_10(ctr, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
-  return r.v[index & 3];
+// Block `b` of the stream: words 4b .. 4b + 3.
+ATTN_HD U32x4 block(uint64_t seed, uint64_t b) {
+  U32x4 ctr{{static_cast<uint32_t>(b), static_cast<uint32_t>(b >> 32), 0u, 0u}};
+  return philox4x32_10(ctr, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
 }
+ATTN_HD uint32_t word(uint64_t seed, uint64_t index) { return block(seed, index >> 2).v[index & 3]; }
 
 // Uniform in [0, 1) with 24 random bits: exactly representable in float, so CPU and GPU agree
 // bit for bit and a comparison against a dropout probability gives the same mask on both.

@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "core/philox.h"
+#include "kernels/backend.h"
 #include "tests/test_util.h"
 
 namespace attn::test {
@@ -124,6 +125,26 @@ TEST(Philox, MatchesRandom123KnownAnswers) {
         {0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd});
   check({{0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344}}, 0xa4093822, 0x299f31d0,
         {0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1});
+}
+
+// The CPU kernels compute a Philox block once for its four words: element i of a draw at any
+// offset (aligned to a block or not, split across threads or not) is still word(offset + i).
+TEST(Philox, KernelsDrawWordOffsetPlusIForElementI) {
+  auto& be = kernels::backend(kCPU);
+  const uint64_t seed = 0x1234567890abcdefull;
+  for (uint64_t offset : {0ull, 1ull, 3ull, 4ull, 7ull, 1001ull}) {
+    for (int64_t n : {1, 3, 5, 37, 70001}) {  // 70001: split across the OpenMP threads
+      Tensor u = empty({n}), m = empty({n});
+      be.random_uniform(u, seed, offset, -0.5, 1.5);
+      be.dropout_mask(m, seed, offset, 0.3);
+      const std::vector<float> uv = u.to_vector<float>(), mv = m.to_vector<float>();
+      for (int64_t i = 0; i < n; ++i) {
+        const float x = philox::to_unit_float(philox::word(seed, offset + static_cast<uint64_t>(i)));
+        ASSERT_EQ(uv[static_cast<size_t>(i)], std::fma(2.0f, x, -0.5f)) << "offset " << offset << " n " << n << " i " << i;
+        ASSERT_EQ(mv[static_cast<size_t>(i)], x >= 0.3f ? static_cast<float>(1.0 / 0.7) : 0.0f) << "offset " << offset << " i " << i;
+      }
+    }
+  }
 }
 
 TEST(Generator, SameSeedSameNumbersAndDrawsDoNotOverlap) {

@@ -9,6 +9,23 @@
 
 namespace attn::cpu {
 
+namespace {
+
+// fn(i, w) for i in [b, e) with w = philox::word(seed, offset + i), each block of four words
+// computed once (word() per element computed the whole block for each of its four words:
+// 9 ns per element of a dropout mask on two threads).
+template <typename F>
+inline void for_each_word(uint64_t seed, uint64_t offset, int64_t b, int64_t e, F&& fn) {
+  int64_t i = b;
+  while (i < e) {
+    const uint64_t index = offset + static_cast<uint64_t>(i);
+    const philox::U32x4 r = philox::block(seed, index >> 2);
+    for (uint64_t lane = index & 3; lane < 4 && i < e; ++lane, ++i) fn(i, r.v[lane]);
+  }
+}
+
+}  // namespace
+
 void CpuBackend::random_uniform(const Tensor& out, uint64_t seed, uint64_t offset, double low,
                                 double high) {
   ATTN_ASSERT(out.is_contiguous(), "random output must be contiguous");
@@ -17,8 +34,9 @@ void CpuBackend::random_uniform(const Tensor& out, uint64_t seed, uint64_t offse
     T* o = out.data<T>();
     const T lo = static_cast<T>(low), span = static_cast<T>(high - low);
     parallel_for(out.numel(), kParallelGrain / 8, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i)
-        o[i] = philox::affine(lo, span, static_cast<T>(philox::to_unit_float(philox::word(seed, offset + i))));
+      for_each_word(seed, offset, b, e, [&](int64_t i, uint32_t w) {
+        o[i] = philox::affine(lo, span, static_cast<T>(philox::to_unit_float(w)));
+      });
     });
   });
 }
@@ -53,8 +71,7 @@ void CpuBackend::dropout_mask(const Tensor& mask, uint64_t seed, uint64_t offset
     const float pf = static_cast<float>(p);
     const T scale = static_cast<T>(1.0 / (1.0 - p));
     parallel_for(mask.numel(), kParallelGrain / 8, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i)
-        m[i] = philox::to_unit_float(philox::word(seed, offset + i)) >= pf ? scale : T(0);
+      for_each_word(seed, offset, b, e, [&](int64_t i, uint32_t w) { m[i] = philox::to_unit_float(w) >= pf ? scale : T(0); });
     });
   });
 }
