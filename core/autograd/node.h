@@ -103,6 +103,18 @@ inline AccumulateGrad* leaf_accumulator(const Node& node, size_t input) {
   return input < node.next_edges.size() ? dynamic_cast<AccumulateGrad*>(node.next_edges[input].fn.get()) : nullptr;
 }
 
+// The gradient of input `input` of `node`, made by write(grad, accumulate) as
+// AccumulateGrad::write_grad describes: straight into the leaf's .grad where it can (returns
+// undefined: nothing to hand to the engine), else into a new tensor of `shape` (returned).
+template <typename Write>
+Tensor gradient_into_leaf_or_new(const Node& node, size_t input, const Shape& shape, DType dtype, Device device,
+                                 Write&& write) {
+  if (AccumulateGrad* acc = leaf_accumulator(node, input); acc && acc->write_grad(dtype, device, write)) return Tensor();
+  Tensor grad = empty(shape, {dtype, device});
+  write(grad, false);
+  return grad;
+}
+
 // ---- helpers for ops that record history ----
 
 // Whether an op with these inputs must record a node.

@@ -154,16 +154,11 @@ struct LinearBackward final : Node {
     if (should_compute(1)) {
       Tensor x = x2.unpack(name());
       const int64_t in_f = x.size(1);
-      auto weight_grad = [&](Tensor& gw, bool accumulate) {  // (out, N) @ (N, in)
-        be.bmm(gw.unsqueeze(0), g2.t().unsqueeze(0), x.unsqueeze(0), accumulate);
-      };
       // into a leaf weight's .grad where it can (a decoder's weights: one call per step)
-      AccumulateGrad* acc = leaf_accumulator(*this, 1);
-      if (!acc || !acc->write_grad(g2.dtype(), g2.device(), weight_grad)) {
-        Tensor gw = empty(Shape{out_f, in_f}, {g2.dtype(), g2.device()});
-        weight_grad(gw, false);
-        out[1] = gw;
-      }
+      out[1] = gradient_into_leaf_or_new(*this, 1, Shape{out_f, in_f}, g2.dtype(), g2.device(),
+                                         [&](Tensor& gw, bool accumulate) {  // (out, N) @ (N, in)
+                                           be.bmm(gw.unsqueeze(0), g2.t().unsqueeze(0), x.unsqueeze(0), accumulate);
+                                         });
     }
     if (next_edges.size() > 2 && should_compute(2)) out[2] = sum(g2, Shape{0}, false);
     return out;
@@ -176,43 +171,72 @@ struct LinearBackward final : Node {
 
 }  // namespace
 
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+namespace {
+
+// weight (out, in) as the (in, out) right-hand side of x @ weight^T, without a copy: BLAS reads
+// it with a transpose flag, the packed GEMM packs it as it is.
+Tensor transposed_view(const Tensor& weight) {
+  return alias(weight, Shape{weight.size(1), weight.size(0)}, Strides{weight.stride(1), weight.stride(0)}, weight.offset());
+}
+
+void check_weight_and_bias(const Tensor& weight, const Tensor& bias, std::string_view op) {
+  ATTN_CHECK(weight.dim() == 2, ShapeError, "{}: weight must be (out, in), got shape {}", op, weight.shape());
+  if (bias.defined()) {
+    ATTN_CHECK(bias.dim() == 1 && bias.size(0) == weight.size(0), ShapeError,
+               "{}: bias of shape {} does not match weight of shape {}", op, bias.shape(), weight.shape());
+    ATTN_CHECK(bias.dtype() == weight.dtype(), DTypeError, "{}: bias is {}, weight is {}", op, bias.dtype(),
+               weight.dtype());
+  }
+}
+
+// Records y = linear(x, weight, bias) for the backward, where a gradient is wanted; x2 is x as
+// (rows, in) when the caller has it.
+void record_linear(Tensor& y, const Tensor& x, Tensor x2, const Tensor& weight, const Tensor& bias) {
+  if (!needs_grad(x, weight, bias)) return;
+  auto node = bias.defined() ? make_node<LinearBackward>({&x, &weight, &bias}) : make_node<LinearBackward>({&x, &weight});
+  if (needs_grad(weight)) {
+    if (!x2.defined()) {
+      NoGradGuard g;
+      x2 = x.reshape(Shape{leading_rows(x), x.size(-1)});
+    }
+    node->x2 = SavedTensor(x2);
+  }
+  if (needs_grad(x)) node->weight = SavedTensor(weight);
+  node->x_shape = x.shape();
+  set_history(y, node);
+}
+
+// x (..., in) @ weight^T + bias: by BLAS, or by the packed GEMM from `packed` (prepare_linear).
+Tensor linear_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, const kernels::PreparedMatrix* packed) {
   check_matmul_dtypes(x, weight, "linear");
-  ATTN_CHECK(weight.dim() == 2, ShapeError, "linear: weight must be (out, in), got shape {}", weight.shape());
+  check_weight_and_bias(weight, bias, "linear");
   ATTN_CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1), ShapeError,
              "linear: input of shape {} does not match weight of shape {} (expects last dim {})",
              x.shape(), weight.shape(), weight.size(1));
   const int64_t out_f = weight.size(0), in_f = weight.size(1);
-  if (bias.defined()) {
-    ATTN_CHECK(bias.dim() == 1 && bias.size(0) == out_f, ShapeError,
-               "linear: bias of shape {} does not match weight of shape {}", bias.shape(), weight.shape());
-    ATTN_CHECK(bias.dtype() == x.dtype(), DTypeError, "linear: bias is {}, input is {}", bias.dtype(), x.dtype());
-  }
   auto& be = kernels::dispatch("linear", {&x, &weight, &bias});
-  Tensor x2;
-  {
-    NoGradGuard g;  // the node below records the whole op
-    x2 = x.reshape(Shape{leading_rows(x), in_f});
-  }
-  const int64_t N = x2.size(0);
   Shape out_shape = x.shape();
   out_shape.back() = out_f;
   Tensor out = empty(out_shape, {x.dtype(), x.device()});
-  Tensor out3 = alias(out, Shape{1, N, out_f}, Strides{0, out_f, 1}, 0);
-  if (bias.defined()) be.copy(out3, bias);  // rows start as the bias, the product adds on
-  // weight^T as a (in, out) view with strides (1, in): BLAS reads it with a transpose flag.
-  be.bmm(out3, x2.unsqueeze(0), alias(weight, Shape{1, in_f, out_f}, Strides{0, weight.stride(1), weight.stride(0)}, weight.offset()),
-         bias.defined());
-  if (needs_grad(x, weight, bias)) {
-    auto node = bias.defined() ? make_node<LinearBackward>({&x, &weight, &bias})
-                               : make_node<LinearBackward>({&x, &weight});
-    if (needs_grad(weight)) node->x2 = SavedTensor(x2);
-    if (needs_grad(x)) node->weight = SavedTensor(weight);
-    node->x_shape = x.shape();
-    set_history(out, node);
+  Tensor x2;
+  {
+    NoGradGuard g;  // record_linear below records the whole op
+    x2 = x.reshape(Shape{leading_rows(x), in_f});
+    const Tensor out2 = alias(out, Shape{x2.size(0), out_f}, Strides{out_f, 1}, 0);
+    if (bias.defined()) be.copy(out2, bias);  // rows start as the bias, the product adds on
+    if (packed) {
+      be.matmul_prepared(out2, x2.contiguous(), transposed_view(weight), packed, bias.defined());
+    } else {
+      be.bmm(out2.unsqueeze(0), x2.unsqueeze(0), transposed_view(weight).unsqueeze(0), bias.defined());
+    }
   }
+  record_linear(out, x, x2, weight, bias);
   return out;
 }
+
+}  // namespace
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) { return linear_impl(x, weight, bias, nullptr); }
 
 Tensor linear_with_output(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& y_in) {
   check_matmul_dtypes(x, weight, "linear_with_output");
@@ -222,68 +246,23 @@ Tensor linear_with_output(const Tensor& x, const Tensor& weight, const Tensor& b
              "linear_with_output: input {} and weight {} give {}, but the output given is {}", x.shape(), weight.shape(),
              expect, y_in.defined() ? y_in.shape() : Shape{});
   Tensor y = y_in.detach();
-  if (needs_grad(x, weight, bias)) {
-    auto node = bias.defined() ? make_node<LinearBackward>({&x, &weight, &bias}) : make_node<LinearBackward>({&x, &weight});
-    Tensor x2;
-    {
-      NoGradGuard g;
-      x2 = x.reshape(Shape{leading_rows(x), x.size(-1)});
-    }
-    if (needs_grad(weight)) node->x2 = SavedTensor(x2);
-    if (needs_grad(x)) node->weight = SavedTensor(weight);
-    node->x_shape = x.shape();
-    set_history(y, node);
-  }
+  record_linear(y, x, Tensor(), weight, bias);
   return y;
 }
 
-namespace {
-
-// weight (out, in) as the (in, out) right-hand side of x @ weight^T, without a copy
-Tensor transposed_view(const Tensor& weight) {
-  return alias(weight, Shape{weight.size(1), weight.size(0)}, Strides{weight.stride(1), weight.stride(0)}, weight.offset());
-}
-
-}  // namespace
-
 PreparedLinear prepare_linear(const Tensor& weight, const Tensor& bias) {
   check_defined(weight, "prepare_linear");
-  ATTN_CHECK(weight.dim() == 2, ShapeError, "prepare_linear: weight must be (out, in), got shape {}", weight.shape());
-  if (bias.defined()) {
-    ATTN_CHECK(bias.dim() == 1 && bias.size(0) == weight.size(0), ShapeError,
-               "prepare_linear: bias of shape {} does not match weight of shape {}", bias.shape(), weight.shape());
-    ATTN_CHECK(bias.dtype() == weight.dtype(), DTypeError, "prepare_linear: bias is {}, weight is {}", bias.dtype(),
-               weight.dtype());
-  }
+  check_weight_and_bias(weight, bias, "prepare_linear");
   PreparedLinear p{weight, bias, nullptr, weight.version()};
   p.packed = kernels::dispatch("prepare_linear", {&weight, &bias}).prepare_rhs(transposed_view(weight));
   return p;
 }
 
 Tensor linear(const Tensor& x, const PreparedLinear& layer) {
-  if (!layer.packed) return linear(x, layer.weight, layer.bias);
-  const Tensor& weight = layer.weight;
-  const Tensor& bias = layer.bias;
-  ATTN_CHECK(weight.version() == layer.version, ValueError,
+  ATTN_CHECK(!layer.packed || layer.weight.version() == layer.version, ValueError,
              "linear: the weight of shape {} changed in place after prepare_linear (version {} then, {} now)",
-             weight.shape(), layer.version, weight.version());
-  check_matmul_dtypes(x, weight, "linear");
-  ATTN_CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1), ShapeError,
-             "linear: input of shape {} does not match weight of shape {} (expects last dim {})", x.shape(),
-             weight.shape(), weight.size(1));
-  auto& be = kernels::dispatch("linear", {&x, &weight, &bias});
-  const int64_t out_f = weight.size(0), in_f = weight.size(1);
-  Shape out_shape = x.shape();
-  out_shape.back() = out_f;
-  Tensor y = empty(out_shape, {x.dtype(), x.device()});
-  {
-    NoGradGuard g;
-    const Tensor x2 = x.reshape(Shape{leading_rows(x), in_f}).contiguous();
-    const Tensor y2 = alias(y, Shape{x2.size(0), out_f}, Strides{out_f, 1}, 0);
-    if (bias.defined()) be.copy(y2, bias);  // rows start as the bias, the product adds on
-    be.matmul_prepared(y2, x2, transposed_view(weight), layer.packed.get(), bias.defined());
-  }
-  return needs_grad(x, weight, bias) ? linear_with_output(x, weight, bias, y) : y;
+             layer.weight.shape(), layer.version, layer.weight.version());
+  return linear_impl(x, layer.weight, layer.bias, layer.packed.get());
 }
 
 }  // namespace attn

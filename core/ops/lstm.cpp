@@ -74,13 +74,11 @@ struct LstmLayerBackward final : Node {
     if (should_compute(2)) out[2] = dc;
     // dW_ih = dG^T x and dW_hh = dG^T hprev: into a leaf weight's .grad where it can (the
     // decoder runs one step per call), else returned
-    auto weight_grad = [&](int input, const Tensor& rhs) {  // rhs (B*S, C)
-      auto gemm = [&](Tensor& dw, bool accumulate) { be.bmm(as3(dw), transposed3(dG2), as3(rhs), accumulate); };
-      AccumulateGrad* acc = leaf_accumulator(*this, static_cast<size_t>(input));
-      if (acc && acc->write_grad(opt.dtype, opt.device, gemm)) return;
-      Tensor dw = empty(Shape{4 * H, rhs.size(1)}, opt);
-      gemm(dw, false);
-      out[static_cast<size_t>(input)] = dw;
+    auto weight_grad = [&](size_t input, const Tensor& rhs) {  // rhs (B*S, C)
+      out[input] = gradient_into_leaf_or_new(*this, input, Shape{4 * H, rhs.size(1)}, opt.dtype, opt.device,
+                                             [&](Tensor& dw, bool accumulate) {
+                                               be.bmm(as3(dw), transposed3(dG2), as3(rhs), accumulate);
+                                             });
     };
     if (should_compute(3)) weight_grad(3, alias(xx, Shape{B * S, I}, Strides{I, 1}, xx.offset()));
     if (should_compute(4)) weight_grad(4, alias(hprev, Shape{B * S, H}, Strides{H, 1}, 0));

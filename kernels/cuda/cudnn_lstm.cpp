@@ -222,8 +222,6 @@ kernels::CudnnLstmOutput CudaBackend::cudnn_lstm(const Tensor& x_in, const Tenso
     ATTN_CHECK(t->shape() == (Shape{num_layers * D, B, H}), ShapeError,
                "cudnn_lstm: initial states must be (layers * directions, B, H) = ({}, {}, {}), got shape {}",
                num_layers * D, B, H, t->shape());
-  }
-  for (const Tensor* t : {&hx_in, &cx_in}) {
     ATTN_CHECK(t->dtype() == x_in.dtype() && t->device() == x_in.device(), DTypeError,
                "cudnn_lstm: initial states must be {} on {}, got {} on {}", x_in.dtype(), x_in.device(), t->dtype(),
                t->device());

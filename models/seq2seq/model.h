@@ -90,11 +90,6 @@ class Decoder : public nn::Module {
   virtual StepOutput step_features(const Tensor& input, DecoderState& state) const = 0;
   virtual Tensor classify(const Tensor& features) const = 0;
   virtual const nn::Linear& classifier_layer() const = 0;
-  StepOutput step(const Tensor& input, DecoderState& state) const {
-    StepOutput o = step_features(input, state);
-    o.logits = classify(o.logits);
-    return o;
-  }
   // The classifier prepared once for the steps of a batch that need their logits at every step
   // (searches; training rows that feed their own predictions): see prepare_linear. The model's
   // weights must not change while it is in use.
