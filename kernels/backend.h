@@ -88,6 +88,9 @@ class Backend {
   // ---- indexing ----
   // out (N, D) = weight[indices] with weight (V, D), indices (N) int64; IndexError when out of range.
   virtual void index_select(const Tensor& out, const Tensor& weight, const Tensor& indices) = 0;
+  // The same gather for indices the caller built and knows to be in range: unchecked (on a GPU
+  // the check is a synchronizing read). The LSTM layer packs padded batches with it.
+  virtual void gather_rows(const Tensor& out, const Tensor& rows, const Tensor& indices) = 0;
   // grad_weight (V, D) += scatter of grad (N, D) rows at indices (N).
   virtual void index_add(const Tensor& grad_weight, const Tensor& indices, const Tensor& grad) = 0;
 
@@ -107,21 +110,20 @@ class Backend {
   virtual void nll_loss_backward(const Tensor& grad_logp, const Tensor& grad_losses,
                                  const Tensor& target, int64_t ignore_index) = 0;
 
-  // ---- fused LSTM cell: one time step of a layer over the batch (core/ops/lstm.cpp) ----
-  // Pre-activations z = xproj_t + gates (both (B, 4H), gate order i, f, g, o). Rows with
-  // t < lengths[b]: c = s(f) c + s(i) tanh(g), h = s(o) tanh(c), y_t = h; other rows keep h and c
-  // and get y_t = 0. Saves act_t = (s(i), s(f), tanh(g), s(o)) and the state before the step
-  // (hprev_t, cprev_t). h and c (B, H) are updated in place; all tensors have a unit inner
-  // stride and any row stride.
-  virtual void lstm_cell_forward(const Tensor& xproj_t, const Tensor& gates, const Tensor& lengths, int64_t t,
-                                 const Tensor& h, const Tensor& c, const Tensor& y_t, const Tensor& act_t,
-                                 const Tensor& hprev_t, const Tensor& cprev_t) = 0;
-  // Backward of that step. dh, dc (B, H) hold the gradients w.r.t. the state after the step and
+  // ---- fused LSTM cell: one time step over the rows still running (core/ops/lstm.cpp) ----
+  // Pre-activations z = xproj_t + gates (both (R, 4H), gate order i, f, g, o):
+  // c = s(f) c + s(i) tanh(g), h = s(o) tanh(c), y_t = h. Saves act_t = (s(i), s(f), tanh(g),
+  // s(o)) and the state before the step (hprev_t, cprev_t). h and c (R, H) are updated in place;
+  // all tensors have a unit inner stride and any row stride. Padding never reaches the cell: the
+  // layer leaves finished (or not yet started) sequences out of the step's rows.
+  virtual void lstm_cell_forward(const Tensor& xproj_t, const Tensor& gates, const Tensor& h, const Tensor& c,
+                                 const Tensor& y_t, const Tensor& act_t, const Tensor& hprev_t,
+                                 const Tensor& cprev_t) = 0;
+  // Backward of that step. dh, dc (R, H) hold the gradients w.r.t. the state after the step and
   // are replaced by those w.r.t. the state before it, except dh's path through W_hh, which the
-  // caller adds with one GEMM (dgates_t W_hh). dgates_t (B, 4H) is written (0 at padded rows).
-  // dy_t may be undefined.
-  virtual void lstm_cell_backward(const Tensor& act_t, const Tensor& cprev_t, const Tensor& lengths, int64_t t,
-                                  const Tensor& dy_t, const Tensor& dh, const Tensor& dc, const Tensor& dgates_t) = 0;
+  // caller adds with one GEMM (dgates_t W_hh). dgates_t (R, 4H) is written. dy_t may be undefined.
+  virtual void lstm_cell_backward(const Tensor& act_t, const Tensor& cprev_t, const Tensor& dy_t, const Tensor& dh,
+                                  const Tensor& dc, const Tensor& dgates_t) = 0;
 
   // ---- fused attention (core/ops/attention.cpp) ----
   // query (B, T, D); keys (B, S, D) and v (D) for additive scoring, undefined for dot scoring

@@ -113,19 +113,27 @@ std::function<std::vector<Tensor>(const std::vector<Tensor>&)> lstm_fn(F layer, 
 const auto kFusedLstm = [](auto&&... a) { return lstm_layer(a...); };
 const auto kComposedLstm = [](auto&&... a) { return composed::lstm_layer(a...); };
 
+Tensor full_lengths(int64_t B, int64_t S) { return full(Shape{B}, static_cast<double>(S), {.dtype = DType::Int64}); }
+
 TEST(FusedLstm, MatchesComposedValuesAndGradients) {
+  // Padded batches (lengths 1..S, unsorted: the layer packs them) and unpadded ones (every
+  // length S: the layer steps through strided views).
   const std::vector<LstmShape> shapes = {{4, 7, 5, 6}, {1, 1, 3, 5}, {3, 12, 33, 17}, {5, 9, 8, 32}, {2, 520, 4, 3}};
   uint64_t seed = 1;
   for (const LstmShape& s : shapes) {
-    for (bool reverse : {false, true}) {
-      Generator g(seed);
-      std::mt19937 rng(static_cast<uint32_t>(seed++));
-      std::vector<Tensor> in = lstm_inputs(g, rng, s);
-      Result fused = run(lstm_fn(kFusedLstm, reverse), in, {});  // outputs only, to size R
-      std::vector<Tensor> R = upstream_for(fused.outs, g);
-      fused = run(lstm_fn(kFusedLstm, reverse), in, R);
-      Result comp = run(lstm_fn(kComposedLstm, reverse), in, R);
-      expect_same(fused, comp, 1e-5, fmt::format("B{} S{} I{} H{} reverse={}", s.B, s.S, s.I, s.H, reverse));
+    for (bool padded : {true, false}) {
+      for (bool reverse : {false, true}) {
+        Generator g(seed);
+        std::mt19937 rng(static_cast<uint32_t>(seed++));
+        std::vector<Tensor> in = lstm_inputs(g, rng, s);
+        if (!padded) in[1] = full_lengths(s.B, s.S);
+        Result fused = run(lstm_fn(kFusedLstm, reverse), in, {});  // outputs only, to size R
+        std::vector<Tensor> R = upstream_for(fused.outs, g);
+        fused = run(lstm_fn(kFusedLstm, reverse), in, R);
+        Result comp = run(lstm_fn(kComposedLstm, reverse), in, R);
+        expect_same(fused, comp, 1e-5,
+                    fmt::format("B{} S{} I{} H{} padded={} reverse={}", s.B, s.S, s.I, s.H, padded, reverse));
+      }
     }
   }
 }
@@ -133,13 +141,16 @@ TEST(FusedLstm, MatchesComposedValuesAndGradients) {
 TEST(FusedLstm, GradientsMatchFiniteDifferences) {
   Generator g(5);
   std::mt19937 rng(5);
-  for (bool reverse : {false, true}) {
-    std::vector<Tensor> in = lstm_inputs(g, rng, {3, 4, 3, 2}, DType::Float64);
-    auto fn = [&](const std::vector<Tensor>& x) {
-      LstmLayerOutput o = lstm_layer(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7], reverse);
-      return cat({o.output.flatten(), o.h_n.flatten(), o.c_n.flatten()}, 0);
-    };
-    EXPECT_TRUE(gradcheck(fn, in, {0, 2, 3, 4, 5, 6, 7})) << "reverse=" << reverse;
+  for (bool padded : {true, false}) {
+    for (bool reverse : {false, true}) {
+      std::vector<Tensor> in = lstm_inputs(g, rng, {3, 4, 3, 2}, DType::Float64);
+      in[1] = padded ? from_vector<int64_t>({2, 4, 1}) : full_lengths(3, 4);
+      auto fn = [&](const std::vector<Tensor>& x) {
+        LstmLayerOutput o = lstm_layer(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7], reverse);
+        return cat({o.output.flatten(), o.h_n.flatten(), o.c_n.flatten()}, 0);
+      };
+      EXPECT_TRUE(gradcheck(fn, in, {0, 2, 3, 4, 5, 6, 7})) << "padded=" << padded << " reverse=" << reverse;
+    }
   }
 }
 
@@ -463,6 +474,21 @@ TEST(FusedAttention, LengthsAreReadOncePerTensorAndRecheckedWhenChanged) {
   EXPECT_EQ(lengths_reads(), r0);
   LstmLayerOutput ref = lstm_layer(li[0], from_vector<int64_t>({1, 1, 1}, Shape{3}), li[2], li[3], li[4], li[5], li[6], li[7]);
   EXPECT_EQ(o.output.to_vector<float>(), ref.output.to_vector<float>());
+  // A padded batch needs the lengths themselves (to pack the steps): read once, then remembered
+  // for the next call; lengths vouched for without their values are read once too.
+  std::vector<Tensor> lp = lstm_inputs(g, rng, {3, 6, 4, 5});
+  Tensor padded = from_vector<int64_t>({6, 2, 4}, Shape{3});
+  const int64_t r2 = lengths_reads();
+  const LstmLayerOutput p1 = lstm_layer(lp[0], padded, lp[2], lp[3], lp[4], lp[5], lp[6], lp[7]);
+  const LstmLayerOutput p2 = lstm_layer(lp[0], padded, lp[2], lp[3], lp[4], lp[5], lp[6], lp[7]);
+  EXPECT_EQ(lengths_reads(), r2 + 1);
+  EXPECT_EQ(p1.output.to_vector<float>(), p2.output.to_vector<float>());
+  Tensor vouched = from_vector<int64_t>({6, 2, 4}, Shape{3});
+  note_checked_lengths(vouched, 6);
+  const LstmLayerOutput p3 = lstm_layer(lp[0], vouched, lp[2], lp[3], lp[4], lp[5], lp[6], lp[7]);
+  lstm_layer(lp[0], vouched, lp[2], lp[3], lp[4], lp[5], lp[6], lp[7]);
+  EXPECT_EQ(lengths_reads(), r2 + 2);
+  EXPECT_EQ(p3.output.to_vector<float>(), p1.output.to_vector<float>());
   // A decoder's pattern: its lengths at every step beside a fresh vouched-for tensor per step,
   // all kept alive (as the backward keeps them): its lengths are read once, not once per 8 steps.
   Tensor dec_lengths = from_vector<int64_t>({6, 2, 4}, Shape{3});
@@ -692,13 +718,16 @@ TEST(FusedCuda, LstmMatchesCpu) {
   REQUIRE_GPU();
   uint64_t seed = 60;
   for (LstmShape s : {LstmShape{4, 7, 5, 6}, LstmShape{3, 12, 33, 17}, LstmShape{2, 520, 4, 3}, LstmShape{32, 20, 256, 256}}) {
-    for (bool reverse : {false, true}) {
-      Generator g(seed);
-      std::mt19937 rng(static_cast<uint32_t>(seed++));
-      std::vector<Tensor> in = lstm_inputs(g, rng, s);
-      std::vector<Tensor> R = upstream_for(run(lstm_fn(kFusedLstm, reverse), in, {}).outs, g);
-      expect_same(run(lstm_fn(kFusedLstm, reverse), to_device(in, kCUDA), R), run(lstm_fn(kFusedLstm, reverse), in, R),
-                  1e-5, fmt::format("cuda lstm B{} S{} H{}", s.B, s.S, s.H));
+    for (bool padded : {true, false}) {  // packed steps, or strided views of the whole batch
+      for (bool reverse : {false, true}) {
+        Generator g(seed);
+        std::mt19937 rng(static_cast<uint32_t>(seed++));
+        std::vector<Tensor> in = lstm_inputs(g, rng, s);
+        if (!padded) in[1] = full_lengths(s.B, s.S);
+        std::vector<Tensor> R = upstream_for(run(lstm_fn(kFusedLstm, reverse), in, {}).outs, g);
+        expect_same(run(lstm_fn(kFusedLstm, reverse), to_device(in, kCUDA), R), run(lstm_fn(kFusedLstm, reverse), in, R),
+                    1e-5, fmt::format("cuda lstm B{} S{} H{} padded={} reverse={}", s.B, s.S, s.H, padded, reverse));
+      }
     }
   }
 }

@@ -59,7 +59,7 @@ void add_bench_command(CLI::App& app) {
   auto* kern = bench->add_subcommand("kernels", "Fused kernels vs composed (and cuDNN, and the CPU twin): time, GB/s, GFLOP/s, % roofline");
   kern->add_flag("--json", json, "Print JSON instead of a table");
   kern->add_option("--device", device, "auto | cpu | cuda")->capture_default_str();
-  kern->add_option("--shape", shapes, "T1 | T2 | L | B=..,S=..,H=..[,V=..] (repeatable; default T1 T2, and L on a GPU)");
+  kern->add_option("--shape", shapes, "T1 | T2 | L | B=..,S=..,H=..[,V=..][,P=0|1] (repeatable; default T1 T2, and L on a GPU; P=0: no padding)");
   kern->add_option("--kernel", kernel_opt.only, "Only kernels whose name contains this (attention, lstm, softmax_nll)");
   kern->add_option("--reps", kernel_opt.reps, "Timed runs per variant, at least (fast ones get more)")->check(CLI::PositiveNumber);
   kern->add_option("--min-time", kernel_opt.min_time, "Seconds of timed runs per comparison, about")->capture_default_str();

@@ -12,13 +12,14 @@ namespace attn {
 namespace {
 
 // A lengths tensor that passed: the storage it lives in (weak: a freed storage never matches,
-// even when its memory comes back for another tensor), where in it, its version then, and its
-// largest entry.
+// even when its memory comes back for another tensor), where in it, its version then, its
+// shortest and largest entries, and its values when they were read.
 struct Checked {
   std::weak_ptr<Storage> storage;
   int64_t offset = 0, stride = 0, size = 0;
   uint64_t version = 0;
-  int64_t max_length = 0;
+  int64_t min_length = 0, max_length = 0;
+  std::shared_ptr<const std::vector<int64_t>> values;
   uint64_t last_use = 0;
 };
 
@@ -34,40 +35,65 @@ bool same_tensor(const Checked& c, const Tensor& t) {
          c.stride == t.stride(0) && c.version == t.version();
 }
 
-void remember(const Tensor& t, int64_t max_length) {
+Checked& remember(const Tensor& t, int64_t min_length, int64_t max_length,
+                  std::shared_ptr<const std::vector<int64_t>> values) {
   Checked* oldest = &g_checked[0];
   for (Checked& c : g_checked) {
     if (c.last_use < oldest->last_use) oldest = &c;
   }
-  *oldest = {t.storage(), t.offset(), t.stride(0), t.size(0), t.version(), max_length, ++g_clock};
+  *oldest = {t.storage(), t.offset(),         t.stride(0),       t.size(0),
+             t.version(), min_length, max_length, std::move(values), ++g_clock};
+  return *oldest;
 }
 
-}  // namespace
-
-void check_lengths(const Tensor& lengths, int64_t S, std::string_view op) {
+// The remembered entry for `lengths` (checked against S), reading and checking it if there is none.
+Checked& checked_entry(const Tensor& lengths, int64_t S, std::string_view op) {
   ATTN_CHECK(lengths.defined() && lengths.dtype() == DType::Int64 && lengths.dim() == 1, ShapeError,
              "{}: lengths must be a 1-D int64 tensor", op);
   for (Checked& c : g_checked) {
     if (c.max_length >= 1 && c.max_length <= S && same_tensor(c, lengths)) {
       c.last_use = ++g_clock;
-      return;
+      return c;
     }
   }
   ++g_reads;
-  const std::vector<int64_t> lv = lengths.to_vector<int64_t>();
-  int64_t longest = 0;
-  for (size_t b = 0; b < lv.size(); ++b) {
-    ATTN_CHECK(lv[b] >= 1 && lv[b] <= S, ValueError, "{}: lengths[{}] = {} is outside [1, {}] (the padded length)", op,
-               b, lv[b], S);
-    longest = std::max(longest, lv[b]);
+  auto lv = std::make_shared<std::vector<int64_t>>(lengths.to_vector<int64_t>());
+  int64_t shortest = S, longest = 0;
+  for (size_t b = 0; b < lv->size(); ++b) {
+    const int64_t n = (*lv)[b];
+    ATTN_CHECK(n >= 1 && n <= S, ValueError, "{}: lengths[{}] = {} is outside [1, {}] (the padded length)", op, b, n, S);
+    shortest = std::min(shortest, n);
+    longest = std::max(longest, n);
   }
-  if (!lv.empty()) remember(lengths, longest);
+  if (lv->empty()) {  // nothing to remember: an empty batch reads nothing anyway
+    static thread_local Checked empty_batch;
+    empty_batch = {};
+    empty_batch.values = std::move(lv);
+    return empty_batch;
+  }
+  return remember(lengths, shortest, longest, std::move(lv));
+}
+
+}  // namespace
+
+LengthsRange check_lengths(const Tensor& lengths, int64_t S, std::string_view op) {
+  const Checked& c = checked_entry(lengths, S, op);
+  return {c.min_length, c.max_length};
+}
+
+std::vector<int64_t> host_lengths(const Tensor& lengths, int64_t S, std::string_view op) {
+  Checked& c = checked_entry(lengths, S, op);
+  if (!c.values) {  // noted unread: read now, once
+    ++g_reads;
+    c.values = std::make_shared<const std::vector<int64_t>>(lengths.to_vector<int64_t>());
+  }
+  return *c.values;
 }
 
 void note_checked_lengths(const Tensor& lengths, int64_t max_length) {
   ATTN_CHECK(lengths.defined() && lengths.dtype() == DType::Int64 && lengths.dim() == 1 && max_length >= 1, ValueError,
              "note_checked_lengths: expects 1-D int64 lengths and a largest length >= 1");
-  remember(lengths, max_length);
+  remember(lengths, 1, max_length, nullptr);  // every length is >= 1; only max_length 1 pins them all
 }
 
 int64_t lengths_reads() { return g_reads; }

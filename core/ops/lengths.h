@@ -7,14 +7,23 @@
 #pragma once
 
 #include <string_view>
+#include <vector>
 
 #include "core/tensor.h"
 
 namespace attn {
 
+struct LengthsRange {
+  int64_t shortest = 1, longest = 1;  // shortest: a lower bound for lengths noted unread
+};
+
 // ValueError naming `op` unless 1 <= lengths[b] <= S for every b. Reads the lengths only when
 // this tensor, unchanged, has not passed for a length of at least S's largest entry before.
-void check_lengths(const Tensor& lengths, int64_t S, std::string_view op);
+LengthsRange check_lengths(const Tensor& lengths, int64_t S, std::string_view op);
+
+// The checked lengths on the host: read at most once per tensor (and version) while it stays
+// among the remembered ones.
+std::vector<int64_t> host_lengths(const Tensor& lengths, int64_t S, std::string_view op);
 
 // For code that made `lengths` itself and knows its largest entry (e.g. a tensor of ones for a
 // one-step LSTM call): remember it as checked, without reading it.

@@ -1,14 +1,20 @@
 // The fused LSTM layer: one autograd node over all time steps of one direction.
 //
-// Forward:  xproj = x W_ih^T + (b_ih + b_hh)              one GEMM, (B*S, I) x (I, 4H)
-//           for each step t:  gates = h W_hh^T            one GEMM, (B, H) x (H, 4H)
+// Forward:  xproj = x W_ih^T + (b_ih + b_hh)              one GEMM, (N, I) x (I, 4H)
+//           for each step t:  gates = h W_hh^T            one GEMM, (R_t, H) x (H, 4H)
 //                             fused cell (kernels)        activations, c, h, output, saves
 // Backward: for each step t, last first:
 //                             fused cell backward         dgates_t, dc, carry of dh
 //                             dh += dgates_t W_hh         one GEMM
 //           dx = dG W_ih, dW_ih = dG^T x, dW_hh = dG^T hprev, db = sum(dG)   three GEMMs + a sum
-// Saved for the backward: the gate activations (B, S, 4H) and the state before each step
-// (hprev, cprev: (B, S, H)); c_t is recomputed from them.
+// Saved for the backward: the gate activations (N, 4H) and the state before each step
+// (hprev, cprev: (N, H)); c_t is recomputed from them.
+//
+// Padding is left out, as cuDNN and PyTorch's packed sequences do (StepRows below): with
+// lengths shorter than S, the positions are gathered time-major with the batch sorted longest
+// first, so step t runs on the R_t = #{b : lengths[b] > t} sequences still going, which are the
+// first R_t rows of the state; N = sum(lengths) rows in all instead of B*S. With every length
+// equal to S nothing is copied: step t is a strided view of the (B, S, .) buffers.
 #include "core/autograd/node.h"
 #include "core/ops/fused.h"
 #include "core/ops/lengths.h"
@@ -18,12 +24,6 @@ namespace attn {
 
 namespace {
 
-// (B, C) view of step t of a (B, S, C) buffer.
-Tensor step_view(const Tensor& buf, int64_t t) {
-  const int64_t B = buf.size(0), S = buf.size(1), C = buf.size(2);
-  return alias(buf, Shape{B, C}, Strides{S * C, 1}, buf.offset() + t * C);
-}
-
 Tensor as3(const Tensor& m) {  // (R, C) -> (1, R, C) without autograd
   return alias(m, Shape{1, m.size(0), m.size(1)}, Strides{0, m.stride(0), m.stride(1)}, m.offset());
 }
@@ -32,6 +32,87 @@ Tensor transposed3(const Tensor& w) {  // (R, C) -> (1, C, R) transposed view
   return alias(w, Shape{1, w.size(1), w.size(0)}, Strides{0, w.stride(1), w.stride(0)}, w.offset());
 }
 
+Tensor as_rows(const Tensor& m) {  // contiguous (B, S, C) -> (B*S, C) without autograd
+  return alias(m, Shape{m.size(0) * m.size(1), m.size(2)}, Strides{m.size(2), 1}, m.offset());
+}
+
+Tensor first_rows(const Tensor& m, int64_t rows) {  // (R, C) -> its first rows, no autograd
+  return alias(m, Shape{rows, m.size(1)}, Strides{m.stride(0), m.stride(1)}, m.offset());
+}
+
+// Which rows of the step buffers (N rows of C columns, contiguous) step t runs on.
+struct StepRows {
+  int64_t B = 0, S = 0, N = 0;
+  bool packed = false;
+  std::vector<int64_t> running, start;  // packed: R_t and the first row of step t
+  // Packed only, int64 on the op's device: order (B) sorted row -> batch entry; rank (B) its
+  // inverse; gather (N) packed row -> b*S + t; scatter (B*S) b*S + t -> packed row, or N for
+  // padding (the buffers it reads have a zero row N).
+  Tensor order, rank, gather, scatter;
+
+  StepRows(const Tensor& lengths, int64_t batch, int64_t steps, Device device) : B(batch), S(steps), N(batch * steps) {
+    if (B == 0 || check_lengths(lengths, S, "lstm_layer").shortest == S) return;
+    const std::vector<int64_t> len = host_lengths(lengths, S, "lstm_layer");
+    packed = true;
+    std::vector<int64_t> idx(static_cast<size_t>(3 * B + 2 * B * S));  // order | rank | scatter | gather (N <= B*S)
+    int64_t* ord = idx.data();
+    for (int64_t b = 0; b < B; ++b) ord[b] = b;
+    std::stable_sort(ord, ord + B, [&](int64_t a, int64_t b) { return len[a] > len[b]; });
+    int64_t* rnk = ord + B;
+    for (int64_t k = 0; k < B; ++k) rnk[ord[k]] = k;
+    running.resize(static_cast<size_t>(S));
+    start.resize(static_cast<size_t>(S));
+    N = 0;
+    for (int64_t t = 0; t < S; ++t) {
+      int64_t r = 0;
+      while (r < B && len[ord[r]] > t) ++r;
+      start[t] = N;
+      running[t] = r;
+      N += r;
+    }
+    int64_t* sct = rnk + B;
+    int64_t* gth = sct + B * S;
+    for (int64_t b = 0; b < B; ++b) {
+      for (int64_t t = 0; t < S; ++t) {
+        const bool real = t < len[b];
+        sct[b * S + t] = real ? start[t] + rnk[b] : N;
+        if (real) gth[start[t] + rnk[b]] = b * S + t;
+      }
+    }
+    idx.resize(static_cast<size_t>(3 * B + B * S + N));
+    const Tensor all = from_vector(idx).to(device);
+    order = all.narrow(0, 0, B);
+    rank = all.narrow(0, B, B);
+    scatter = all.narrow(0, 2 * B, B * S);
+    gather = all.narrow(0, 2 * B + B * S, N);
+  }
+
+  int64_t rows(int64_t t) const { return packed ? running[t] : B; }
+  // (rows(t), C) view of step t in a buffer of N (or more) rows of C columns.
+  Tensor step(const Tensor& buf, int64_t t) const {
+    const int64_t C = buf.size(buf.dim() - 1);
+    if (packed) return alias(buf, Shape{running[t], C}, Strides{C, 1}, buf.offset() + start[t] * C);
+    return alias(buf, Shape{B, C}, Strides{S * C, 1}, buf.offset() + t * C);
+  }
+  // Rows of m (B*S, C) (or of the batch state (B, C) with `index` order) in packed order.
+  Tensor pack(kernels::Backend& be, const Tensor& m, const Tensor& index, int64_t rows) const {
+    Tensor out = empty(Shape{rows, m.size(1)}, {m.dtype(), m.device()});
+    be.gather_rows(out, m, index);
+    return out;
+  }
+  // A buffer of N rows for packed data plus a zero row N for the padding that unpack reads.
+  Tensor padded_buffer(int64_t C, const Options& opt) const {
+    Tensor buf = empty(Shape{N + (packed ? 1 : 0), C}, opt);
+    if (packed) kernels::backend(opt.device).fill(alias(buf, Shape{1, C}, Strides{C, 1}, N * C), 0.0);
+    return buf;
+  }
+  // (B*S, C) in batch-major order from a padded_buffer: zeros at padding.
+  Tensor unpack(kernels::Backend& be, const Tensor& buf) const {
+    if (!packed) return buf;
+    return pack(be, buf, scatter, B * S);
+  }
+};
+
 // The recurrent weight multiplies the batch at every step: prepared once (packed, on the CPU)
 // when there are enough steps to pay for it.
 std::shared_ptr<const kernels::PreparedMatrix> prepare_recurrent(kernels::Backend& be, const Tensor& w, int64_t steps) {
@@ -39,51 +120,63 @@ std::shared_ptr<const kernels::PreparedMatrix> prepare_recurrent(kernels::Backen
 }
 
 struct LstmLayerBackward final : Node {
-  SavedTensor x, w_ih, w_hh, lengths;
-  Tensor act, hprev, cprev;  // internal buffers, never visible outside the op
+  SavedTensor x, w_ih, w_hh;
+  Tensor x_rows, act, hprev, cprev;  // internal buffers (N rows), never visible outside the op
+  std::shared_ptr<const StepRows> rows;
   bool reverse = false;
   LstmLayerBackward() { num_outputs = 3; }
   std::string_view name() const override { return "LstmLayerBackward"; }
 
   TensorList apply(TensorList& g) override {
-    const Tensor xx = x.unpack(name()), wih = w_ih.unpack(name()), whh = w_hh.unpack(name());
-    const Tensor lens = lengths.unpack(name());
-    const int64_t B = xx.size(0), S = xx.size(1), I = xx.size(2), H = whh.size(1);
-    const Options opt{xx.dtype(), xx.device()};
-    auto& be = kernels::dispatch(name(), {&xx, &act});
-    Tensor dh = g[1].defined() ? g[1].contiguous().clone() : zeros(Shape{B, H}, opt);
-    Tensor dc = g[2].defined() ? g[2].contiguous().clone() : zeros(Shape{B, H}, opt);
-    const Tensor dout = g[0].defined() ? g[0].contiguous() : Tensor();
-    Tensor dG = empty(Shape{B, S, 4 * H}, opt);
+    const Tensor wih = w_ih.unpack(name()), whh = w_hh.unpack(name());
+    const StepRows& r = *rows;
+    // x (B*S, I) as the forward read it: a packed copy, or the saved input itself
+    const Tensor xr = r.packed ? x_rows : as_rows(x.unpack(name()));
+    const int64_t B = r.B, S = r.S, N = r.N, I = wih.size(1), H = whh.size(1);
+    const Options opt{act.dtype(), act.device()};
+    auto& be = kernels::dispatch(name(), {&xr, &act});
+    // The state gradients in the forward's row order.
+    auto state_grad = [&](const Tensor& gs) {
+      if (!gs.defined()) return zeros(Shape{B, H}, opt);
+      return r.packed ? r.pack(be, gs.contiguous(), r.order, B) : gs.contiguous().clone();
+    };
+    Tensor dh = state_grad(g[1]), dc = state_grad(g[2]);
+    Tensor dy;  // (N, H) or undefined
+    if (g[0].defined()) {
+      const Tensor dout = as_rows(g[0].contiguous());
+      dy = r.packed ? r.pack(be, dout, r.gather, N) : dout;
+    }
+    Tensor dG = empty(Shape{N, 4 * H}, opt);
     const auto whh_prepared = prepare_recurrent(be, whh, S);
     for (int64_t step = 0; step < S; ++step) {
       const int64_t t = reverse ? step : S - 1 - step;  // the forward's order, backwards
-      Tensor dg_t = step_view(dG, t);
-      be.lstm_cell_backward(step_view(act, t), step_view(cprev, t), lens, t,
-                            dout.defined() ? step_view(dout, t) : Tensor(), dh, dc, dg_t);
-      be.matmul_prepared(dh, dg_t, whh, whh_prepared.get(), /*accumulate=*/true);  // dh += dgates_t W_hh
+      const int64_t R = r.rows(t);
+      const Tensor dg_t = r.step(dG, t), dh_t = first_rows(dh, R);
+      be.lstm_cell_backward(r.step(act, t), r.step(cprev, t), dy.defined() ? r.step(dy, t) : Tensor(), dh_t,
+                            first_rows(dc, R), dg_t);
+      be.matmul_prepared(dh_t, dg_t, whh, whh_prepared.get(), /*accumulate=*/true);  // dh += dgates_t W_hh
     }
-    const Tensor dG2 = alias(dG, Shape{B * S, 4 * H}, Strides{4 * H, 1}, 0);
     TensorList out(7);
     if (should_compute(0)) {
-      Tensor dx = empty(Shape{1, B * S, I}, opt);
-      be.bmm(dx, as3(dG2), as3(wih), false);
-      out[0] = alias(dx, Shape{B, S, I}, contiguous_strides(Shape{B, S, I}), 0);
+      Tensor dx = r.padded_buffer(I, opt);
+      be.bmm(as3(first_rows(dx, N)), as3(dG), as3(wih), false);
+      out[0] = alias(r.unpack(be, dx), Shape{B, S, I}, contiguous_strides(Shape{B, S, I}), 0);
     }
-    if (should_compute(1)) out[1] = dh;
-    if (should_compute(2)) out[2] = dc;
+    auto unsorted = [&](const Tensor& m) { return r.packed ? r.pack(be, m, r.rank, B) : m; };
+    if (should_compute(1)) out[1] = unsorted(dh);
+    if (should_compute(2)) out[2] = unsorted(dc);
     // dW_ih = dG^T x and dW_hh = dG^T hprev: into a leaf weight's .grad where it can (the
     // decoder runs one step per call), else returned
-    auto weight_grad = [&](size_t input, const Tensor& rhs) {  // rhs (B*S, C)
+    auto weight_grad = [&](size_t input, const Tensor& rhs) {  // rhs (N, C)
       out[input] = gradient_into_leaf_or_new(*this, input, Shape{4 * H, rhs.size(1)}, opt.dtype, opt.device,
                                              [&](Tensor& dw, bool accumulate) {
-                                               be.bmm(as3(dw), transposed3(dG2), as3(rhs), accumulate);
+                                               be.bmm(as3(dw), transposed3(dG), as3(rhs), accumulate);
                                              });
     };
-    if (should_compute(3)) weight_grad(3, alias(xx, Shape{B * S, I}, Strides{I, 1}, xx.offset()));
-    if (should_compute(4)) weight_grad(4, alias(hprev, Shape{B * S, H}, Strides{H, 1}, 0));
+    if (should_compute(3)) weight_grad(3, xr);
+    if (should_compute(4)) weight_grad(4, hprev);
     if (should_compute(5) || should_compute(6)) {
-      Tensor db = sum_keepdim(dG2, Shape{0});
+      Tensor db = sum_keepdim(dG, Shape{0});
       db = alias(db, Shape{4 * H}, Strides{1}, 0);
       if (should_compute(5)) out[5] = db;
       if (should_compute(6)) out[6] = should_compute(5) ? db.clone() : db;
@@ -94,8 +187,8 @@ struct LstmLayerBackward final : Node {
     x.release();
     w_ih.release();
     w_hh.release();
-    lengths.release();
-    act = hprev = cprev = Tensor();
+    rows.reset();
+    x_rows = act = hprev = cprev = Tensor();
   }
 };
 
@@ -123,7 +216,7 @@ void check_lstm_args(const Tensor& x, const Tensor& lengths, const Tensor& h0, c
   ATTN_CHECK(lengths.dtype() == DType::Int64 && lengths.shape() == Shape{B}, ShapeError,
              "lstm_layer: lengths must be int64 ({}), got {} {}", B, lengths.dtype(), lengths.shape());
   kernels::dispatch("lstm_layer", {&x, &lengths, &h0, &c0, &w_ih, &w_hh, &b_ih, &b_hh});
-  check_lengths(lengths, S, "lstm_layer");
+  check_lengths(lengths, S, "lstm_layer");  // StepRows reads them again from the cache
 }
 
 }  // namespace
@@ -132,44 +225,54 @@ LstmLayerOutput lstm_layer(const Tensor& x_in, const Tensor& lengths, const Tens
                            const Tensor& w_ih, const Tensor& w_hh, const Tensor& b_ih, const Tensor& b_hh,
                            bool reverse) {
   check_lstm_args(x_in, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh);
-  const Tensor lens = lengths.contiguous();  // the kernels index lengths[b] directly
   const Tensor x = x_in.contiguous();
-  const int64_t B = x.size(0), S = x.size(1), I = x.size(2), H = w_hh.size(1);
+  const int64_t B = x.size(0), S = x.size(1), H = w_hh.size(1);
   const Options opt{x.dtype(), x.device()};
   auto& be = kernels::backend(x.device());
   const bool grad = needs_grad(x_in, h0, c0, w_ih, w_hh, b_ih, b_hh);
+  auto rows = std::make_shared<const StepRows>(lengths, B, S, x.device());
+  const StepRows& r = *rows;
+  const int64_t N = r.N;
 
   // All input projections at once, both biases folded in.
-  Tensor xproj = empty(Shape{B, S, 4 * H}, opt);
-  {
-    Tensor xproj2 = alias(xproj, Shape{1, B * S, 4 * H}, Strides{0, 4 * H, 1}, 0);
-    be.binary(kernels::BinaryOp::Add, xproj2, b_ih, b_hh);
-    be.bmm(xproj2, as3(alias(x, Shape{B * S, I}, Strides{I, 1}, x.offset())), transposed3(w_ih), true);
-  }
-  // The running state, updated in place by the cell kernel (copies without history).
-  Tensor h = h0.detach().clone(), c = c0.detach().clone();
-  Tensor output = empty(Shape{B, S, H}, opt);
+  const Tensor x_rows = r.packed ? r.pack(be, as_rows(x), r.gather, N) : as_rows(x);  // (N, I)
+  Tensor xproj = empty(Shape{N, 4 * H}, opt);
+  be.binary(kernels::BinaryOp::Add, as3(xproj), b_ih, b_hh);
+  be.bmm(as3(xproj), as3(x_rows), transposed3(w_ih), true);
+  // The running state, updated in place by the cell kernel (copies without history), in the
+  // order of the step rows.
+  auto initial_state = [&](const Tensor& s0) { return r.packed ? r.pack(be, s0.contiguous(), r.order, B) : s0.detach().clone(); };
+  Tensor h = initial_state(h0), c = initial_state(c0);
+  Tensor y = r.padded_buffer(H, opt);  // (N, H) outputs (+ the zero row of padding)
   // Saved per step for the backward; without autograd, one step's worth of scratch suffices.
-  const int64_t saved_steps = grad ? S : 1;
-  Tensor act = empty(Shape{B, saved_steps, 4 * H}, opt);
-  Tensor hprev = empty(Shape{B, saved_steps, H}, opt), cprev = empty(Shape{B, saved_steps, H}, opt);
+  const int64_t saved_rows = grad ? N : B;
+  Tensor act = empty(Shape{saved_rows, 4 * H}, opt);
+  Tensor hprev = empty(Shape{saved_rows, H}, opt), cprev = empty(Shape{saved_rows, H}, opt);
   Tensor gates = empty(Shape{B, 4 * H}, opt);
   const Tensor whh_t = alias(w_hh, Shape{H, 4 * H}, Strides{w_hh.stride(1), w_hh.stride(0)}, w_hh.offset());  // W_hh^T
   const auto whh_prepared = prepare_recurrent(be, whh_t, S);
   for (int64_t step = 0; step < S; ++step) {
     const int64_t t = reverse ? S - 1 - step : step;
-    const int64_t st = grad ? t : 0;
-    be.matmul_prepared(gates, h, whh_t, whh_prepared.get(), false);  // gates = h W_hh^T
-    be.lstm_cell_forward(step_view(xproj, t), gates, lens, t, h, c, step_view(output, t), step_view(act, st),
-                         step_view(hprev, st), step_view(cprev, st));
+    const int64_t R = r.rows(t);
+    auto saved = [&](const Tensor& buf) { return grad ? r.step(buf, t) : first_rows(buf, R); };
+    const Tensor h_t = first_rows(h, R), gates_t = first_rows(gates, R);
+    be.matmul_prepared(gates_t, h_t, whh_t, whh_prepared.get(), false);  // gates = h W_hh^T
+    be.lstm_cell_forward(r.step(xproj, t), gates_t, h_t, first_rows(c, R), r.step(y, t), saved(act), saved(hprev),
+                         saved(cprev));
   }
-  LstmLayerOutput out{output, h, c};
+  auto unsorted = [&](const Tensor& m) { return r.packed ? r.pack(be, m, r.rank, B) : m; };
+  const Tensor output = alias(r.unpack(be, y), Shape{B, S, H}, contiguous_strides(Shape{B, S, H}), 0);
+  LstmLayerOutput out{output, unsorted(h), unsorted(c)};
   if (grad) {
     auto node = make_node<LstmLayerBackward>({&x_in, &h0, &c0, &w_ih, &w_hh, &b_ih, &b_hh});
-    node->x = SavedTensor(x);
+    if (r.packed) {
+      node->x_rows = x_rows;
+    } else {
+      node->x = SavedTensor(x);
+    }
     node->w_ih = SavedTensor(w_ih);
     node->w_hh = SavedTensor(w_hh);
-    node->lengths = SavedTensor(lens);
+    node->rows = rows;
     node->act = act;
     node->hprev = hprev;
     node->cprev = cprev;

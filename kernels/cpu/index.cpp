@@ -19,8 +19,12 @@ void check_indices(const Tensor& indices, int64_t rows, const char* op) {
 }  // namespace
 
 void CpuBackend::index_select(const Tensor& out, const Tensor& weight, const Tensor& indices) {
-  const int64_t V = weight.size(0), D = weight.size(1), N = indices.numel();
-  check_indices(indices, V, "embedding");
+  check_indices(indices, weight.size(0), "embedding");
+  gather_rows(out, weight, indices);
+}
+
+void CpuBackend::gather_rows(const Tensor& out, const Tensor& weight, const Tensor& indices) {
+  const int64_t D = weight.size(1), N = indices.numel();
   const int64_t* idx = indices.data<int64_t>();
   const int64_t si = indices.dim() ? indices.stride(0) : 1;
   dispatch_all(weight.dtype(), "embedding", [&](auto tag) {

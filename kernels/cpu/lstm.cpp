@@ -1,17 +1,17 @@
-// CPU fused LSTM cell, forward and backward, one time step over the batch (the step loop and
-// the GEMMs are in core/ops/lstm.cpp). Rows of the batch run in parallel; the hidden dimension
-// is the vectorized inner loop, with the fast sigmoid / tanh of fast_math.h for float.
+// CPU fused LSTM cell, forward and backward, one time step over the rows still running (the step
+// loop, the packing of padded batches and the GEMMs are in core/ops/lstm.cpp). Rows run in
+// parallel; the hidden dimension is the vectorized inner loop, with the fast sigmoid / tanh of
+// fast_math.h for float.
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/loop.h"
 #include "kernels/lstm_cell.h"
 
 namespace attn::cpu {
 
-void CpuBackend::lstm_cell_forward(const Tensor& xproj_t, const Tensor& gates, const Tensor& lengths, int64_t t,
-                                   const Tensor& h, const Tensor& c, const Tensor& y_t, const Tensor& act_t,
-                                   const Tensor& hprev_t, const Tensor& cprev_t) {
+void CpuBackend::lstm_cell_forward(const Tensor& xproj_t, const Tensor& gates, const Tensor& h, const Tensor& c,
+                                   const Tensor& y_t, const Tensor& act_t, const Tensor& hprev_t,
+                                   const Tensor& cprev_t) {
   const int64_t B = h.size(0), H = h.size(1);
-  const int64_t* len = lengths.data<int64_t>();
   dispatch_float(h.dtype(), "lstm_cell_forward", [&](auto tag) {
     using T = decltype(tag);
     parallel_for(B, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(8 * H, 1)), [&](int64_t b0, int64_t b1) {
@@ -24,18 +24,11 @@ void CpuBackend::lstm_cell_forward(const Tensor& xproj_t, const Tensor& gates, c
         T* ab = act_t.data<T>() + b * act_t.stride(0);
         T* hp = hprev_t.data<T>() + b * hprev_t.stride(0);
         T* cp = cprev_t.data<T>() + b * cprev_t.stride(0);
-        for (int64_t j = 0; j < H; ++j) {
-          hp[j] = hb[j];
-          cp[j] = cb[j];
-        }
-        if (t >= len[b]) {  // padding: the state carries over, the output is zero
-          for (int64_t j = 0; j < H; ++j) yb[j] = T(0);
-          for (int64_t j = 0; j < 4 * H; ++j) ab[j] = T(0);
-          continue;
-        }
 #pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
           T cn, hn, i, f, g, o;
+          hp[j] = hb[j];
+          cp[j] = cb[j];
           kernels::lstm::forward(zx[j] + zh[j], zx[H + j] + zh[H + j], zx[2 * H + j] + zh[2 * H + j],
                                  zx[3 * H + j] + zh[3 * H + j], cb[j], cn, hn, i, f, g, o);
           cb[j] = cn;
@@ -51,10 +44,9 @@ void CpuBackend::lstm_cell_forward(const Tensor& xproj_t, const Tensor& gates, c
   });
 }
 
-void CpuBackend::lstm_cell_backward(const Tensor& act_t, const Tensor& cprev_t, const Tensor& lengths, int64_t t,
-                                    const Tensor& dy_t, const Tensor& dh, const Tensor& dc, const Tensor& dgates_t) {
+void CpuBackend::lstm_cell_backward(const Tensor& act_t, const Tensor& cprev_t, const Tensor& dy_t, const Tensor& dh,
+                                    const Tensor& dc, const Tensor& dgates_t) {
   const int64_t B = dh.size(0), H = dh.size(1);
-  const int64_t* len = lengths.data<int64_t>();
   dispatch_float(dh.dtype(), "lstm_cell_backward", [&](auto tag) {
     using T = decltype(tag);
     parallel_for(B, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(8 * H, 1)), [&](int64_t b0, int64_t b1) {
@@ -65,10 +57,6 @@ void CpuBackend::lstm_cell_backward(const Tensor& act_t, const Tensor& cprev_t, 
         T* dhb = dh.data<T>() + b * dh.stride(0);
         T* dcb = dc.data<T>() + b * dc.stride(0);
         T* dg = dgates_t.data<T>() + b * dgates_t.stride(0);
-        if (t >= len[b]) {  // padding: dh and dc pass through to the previous step unchanged
-          for (int64_t j = 0; j < 4 * H; ++j) dg[j] = T(0);
-          continue;
-        }
 #pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
           T di, df, dgg, d_o, dc_prev;

@@ -447,6 +447,10 @@ void CudaBackend::index_select(const Tensor& out, const Tensor& weight, const Te
   ATTN_CUDA_CHECK(launch_index_select(weight.dtype(), gather_args(weight, indices, out), stream()));
 }
 
+void CudaBackend::gather_rows(const Tensor& out, const Tensor& rows, const Tensor& indices) {
+  ATTN_CUDA_CHECK(launch_index_select(rows.dtype(), gather_args(rows, indices, out), stream()));
+}
+
 void CudaBackend::index_add(const Tensor& grad_weight, const Tensor& indices, const Tensor& grad) {
   if (auto bad = find_bad_index(indices, grad_weight.size(0))) {
     throw IndexError(fmt::format("embedding backward: index {} at position {} is out of range for {} rows",
@@ -506,14 +510,12 @@ void CudaBackend::nll_loss_backward(const Tensor& grad_logp, const Tensor& grad_
 
 // ---------------------------------------------------------------- fused kernels
 
-void CudaBackend::lstm_cell_forward(const Tensor& xproj_t, const Tensor& gates, const Tensor& lengths, int64_t t,
-                                    const Tensor& h, const Tensor& c, const Tensor& y_t, const Tensor& act_t,
-                                    const Tensor& hprev_t, const Tensor& cprev_t) {
+void CudaBackend::lstm_cell_forward(const Tensor& xproj_t, const Tensor& gates, const Tensor& h, const Tensor& c,
+                                    const Tensor& y_t, const Tensor& act_t, const Tensor& hprev_t,
+                                    const Tensor& cprev_t) {
   LstmCellArgs a;
   a.B = h.size(0);
   a.H = h.size(1);
-  a.t = t;
-  a.lengths = lengths.data<int64_t>();
   a.xproj = xproj_t.raw_data();
   a.xproj_s = xproj_t.stride(0);
   a.gates = gates.raw_data();
@@ -533,13 +535,11 @@ void CudaBackend::lstm_cell_forward(const Tensor& xproj_t, const Tensor& gates, 
   ATTN_CUDA_CHECK(launch_lstm_cell_forward(h.dtype(), a, stream()));
 }
 
-void CudaBackend::lstm_cell_backward(const Tensor& act_t, const Tensor& cprev_t, const Tensor& lengths, int64_t t,
-                                     const Tensor& dy_t, const Tensor& dh, const Tensor& dc, const Tensor& dgates_t) {
+void CudaBackend::lstm_cell_backward(const Tensor& act_t, const Tensor& cprev_t, const Tensor& dy_t, const Tensor& dh,
+                                     const Tensor& dc, const Tensor& dgates_t) {
   LstmCellArgs a;
   a.B = dh.size(0);
   a.H = dh.size(1);
-  a.t = t;
-  a.lengths = lengths.data<int64_t>();
   a.act = act_t.raw_data();
   a.act_s = act_t.stride(0);
   a.cprev = cprev_t.raw_data();

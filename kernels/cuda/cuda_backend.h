@@ -60,6 +60,7 @@ class CudaBackend final : public kernels::Backend {
   void bmm(const Tensor& out, const Tensor& a, const Tensor& b, bool accumulate) override;
 
   void index_select(const Tensor& out, const Tensor& weight, const Tensor& indices) override;
+  void gather_rows(const Tensor& out, const Tensor& rows, const Tensor& indices) override;
   void index_add(const Tensor& grad_weight, const Tensor& indices, const Tensor& grad) override;
 
   void random_uniform(const Tensor& out, uint64_t seed, uint64_t offset, double low, double high) override;
@@ -70,11 +71,10 @@ class CudaBackend final : public kernels::Backend {
   void nll_loss_backward(const Tensor& grad_logp, const Tensor& grad_losses, const Tensor& target,
                          int64_t ignore_index) override;
 
-  void lstm_cell_forward(const Tensor& xproj_t, const Tensor& gates, const Tensor& lengths, int64_t t,
-                         const Tensor& h, const Tensor& c, const Tensor& y_t, const Tensor& act_t,
-                         const Tensor& hprev_t, const Tensor& cprev_t) override;
-  void lstm_cell_backward(const Tensor& act_t, const Tensor& cprev_t, const Tensor& lengths, int64_t t,
-                          const Tensor& dy_t, const Tensor& dh, const Tensor& dc, const Tensor& dgates_t) override;
+  void lstm_cell_forward(const Tensor& xproj_t, const Tensor& gates, const Tensor& h, const Tensor& c,
+                         const Tensor& y_t, const Tensor& act_t, const Tensor& hprev_t, const Tensor& cprev_t) override;
+  void lstm_cell_backward(const Tensor& act_t, const Tensor& cprev_t, const Tensor& dy_t, const Tensor& dh,
+                          const Tensor& dc, const Tensor& dgates_t) override;
   void attention_forward(const Tensor& query, const Tensor& keys, const Tensor& keys_exp2, const Tensor& v,
                          const Tensor& values, const Tensor& lengths, const Tensor& context, const Tensor& weights,
                          const Tensor& tanh_cache) override;

@@ -122,11 +122,10 @@ struct AdamArgs {
 cudaError_t launch_adam(DType dtype, void* p, const void* g, void* m, void* v, int64_t n, const AdamArgs& a,
                         cudaStream_t stream);
 
-// Fused LSTM cell over the batch for step t. Row strides (elements) per operand; unit inner
-// stride. Pointers as in Backend::lstm_cell_forward / lstm_cell_backward.
+// Fused LSTM cell over the B rows running one step. Row strides (elements) per operand; unit
+// inner stride. Pointers as in Backend::lstm_cell_forward / lstm_cell_backward.
 struct LstmCellArgs {
-  int64_t B = 0, H = 0, t = 0;
-  const int64_t* lengths = nullptr;
+  int64_t B = 0, H = 0;
   const void* xproj = nullptr;  // forward: pre-activation inputs
   int64_t xproj_s = 0;
   const void* gates = nullptr;

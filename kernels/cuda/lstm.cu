@@ -1,8 +1,9 @@
-// CUDA fused LSTM cell, one time step over the batch (the step loop and the GEMMs are in
-// core/ops/lstm.cpp, on cuBLAS). One thread per (b, j) of the (B, H) state:
+// CUDA fused LSTM cell, one time step over the rows still running (the step loop, the packing
+// of padded batches and the GEMMs are in core/ops/lstm.cpp, on cuBLAS). One thread per (b, j)
+// of the (B, H) state:
 //   forward : 4 pre-activations from xproj_t + gates, sigmoid/tanh, new c and h, output and the
-//             saved activations; padded rows (t >= len) keep their state and output 0;
-//   backward: dgates (4 per thread), dc to the previous step, dh's carry at padded rows.
+//             saved activations;
+//   backward: dgates (4 per thread), dc to the previous step.
 // Shapes: B x H up to any size (grid-stride); rows may be strided (views of (B, S, .) buffers).
 #include "kernels/cuda/common.cuh"
 #include "kernels/lstm_cell.h"
@@ -28,11 +29,6 @@ __global__ void lstm_forward_kernel(LstmCellArgs a) {
     const T hp = h[j], cp = c[j];
     static_cast<T*>(a.hprev)[b * a.hprev_s + j] = hp;
     static_cast<T*>(a.cprev)[b * a.cprev_s + j] = cp;
-    if (a.t >= a.lengths[b]) {
-      y[j] = T(0);
-      act[j] = act[H + j] = act[2 * H + j] = act[3 * H + j] = T(0);
-      continue;
-    }
     T cn, hn, i, f, g, o;
     kernels::lstm::forward(zx[j] + zh[j], zx[H + j] + zh[H + j], zx[2 * H + j] + zh[2 * H + j], zx[3 * H + j] + zh[3 * H + j],
                            cp, cn, hn, i, f, g, o);
@@ -53,10 +49,6 @@ __global__ void lstm_backward_kernel(LstmCellArgs a) {
        idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t b = idx / a.H, j = idx % a.H, H = a.H;
     T* dg = static_cast<T*>(a.dgates) + b * a.dgates_s;
-    if (a.t >= a.lengths[b]) {  // padding: dh and dc pass through unchanged
-      dg[j] = dg[H + j] = dg[2 * H + j] = dg[3 * H + j] = T(0);
-      continue;
-    }
     const T* act = static_cast<const T*>(a.act) + b * a.act_s;
     const T cp = static_cast<const T*>(a.cprev)[b * a.cprev_s + j];
     T* dh = static_cast<T*>(a.h) + b * a.h_s;

@@ -42,10 +42,23 @@ struct Kernel {
   std::function<Cost(const KernelShape&, bool backward)> cost;
 };
 
-Tensor lengths_for(int64_t B, int64_t S, Device d) {
-  std::vector<int64_t> v(static_cast<size_t>(B));
-  for (int64_t b = 0; b < B; ++b) v[static_cast<size_t>(b)] = std::max<int64_t>(1, S - (b * 7) % std::max<int64_t>(1, S / 2));
-  return from_vector(v, Shape{B}).to(d);
+// The benchmark's source lengths: S down to about S/2, unsorted (at T2: 11..20, 78% of B*S);
+// every one S with P=0 in the shape.
+std::vector<int64_t> length_values(const KernelShape& s) {
+  std::vector<int64_t> v(static_cast<size_t>(s.B), s.S);
+  if (s.padded) {
+    for (int64_t b = 0; b < s.B; ++b) v[static_cast<size_t>(b)] = std::max<int64_t>(1, s.S - (b * 7) % std::max<int64_t>(1, s.S / 2));
+  }
+  return v;
+}
+
+Tensor lengths_for(const KernelShape& s, Device d) { return from_vector(length_values(s), Shape{s.B}).to(d); }
+
+// Positions that are not padding: the work an op that skips padding cannot avoid.
+double real_positions(const KernelShape& s) {
+  double n = 0;
+  for (int64_t len : length_values(s)) n += static_cast<double>(len);
+  return n;
 }
 
 std::vector<Kernel> kernels_for(Device device) {
@@ -57,7 +70,7 @@ std::vector<Kernel> kernels_for(Device device) {
     k.name = additive ? "attention_additive" : "attention_dot";
     k.make = [additive](const KernelShape& s, Device d, Generator& g) {
       std::vector<Tensor> in = {uniform({s.B, s.H}, -1.0, 1.0, g, {.device = d}), uniform({s.B, s.S, s.H}, -1.0, 1.0, g, {.device = d}),
-                                lengths_for(s.B, s.S, d)};
+                                lengths_for(s, d)};
       if (additive) {
         in.push_back(uniform({s.B, s.S, s.H}, -1.0, 1.0, g, {.device = d}));
         in.push_back(uniform({s.H}, -1.0, 1.0, g, {.device = d}));
@@ -102,7 +115,7 @@ std::vector<Kernel> kernels_for(Device device) {
     k.name = "lstm_layer";
     k.make = [](const KernelShape& s, Device d, Generator& g) {
       const double r = 1.0 / std::sqrt(static_cast<double>(s.H));
-      return std::vector<Tensor>{uniform({s.B, s.S, s.H}, -1.0, 1.0, g, {.device = d}), lengths_for(s.B, s.S, d),
+      return std::vector<Tensor>{uniform({s.B, s.S, s.H}, -1.0, 1.0, g, {.device = d}), lengths_for(s, d),
                                  zeros({s.B, s.H}, {.device = d}), zeros({s.B, s.H}, {.device = d}),
                                  uniform({4 * s.H, s.H}, -r, r, g, {.device = d}), uniform({4 * s.H, s.H}, -r, r, g, {.device = d}),
                                  uniform({4 * s.H}, -r, r, g, {.device = d}), uniform({4 * s.H}, -r, r, g, {.device = d})};
@@ -116,10 +129,13 @@ std::vector<Kernel> kernels_for(Device device) {
                             }});
     }
     k.cost = [f4](const KernelShape& s, bool backward) {
+      // The input and output tensors are (B, S, H) and read or written whole; the GEMMs and the
+      // cell run on the N real positions only (the fused layer leaves padding out).
       const double B = static_cast<double>(s.B), S = static_cast<double>(s.S), H = static_cast<double>(s.H);
-      Cost c{f4 * (B * S * H * 2 + 8 * H * H), 2.0 * B * S * H * 4 * H * 2 + 20.0 * B * S * H};
+      const double N = real_positions(s);
+      Cost c{f4 * (B * S * H * 2 + 8 * H * H), 2.0 * N * H * 4 * H * 2 + 20.0 * N * H};
       if (backward) {
-        c.bytes += f4 * (B * S * H * 2 + 8 * H * H + B * S * 4 * H * 2);
+        c.bytes += f4 * (B * S * H * 2 + 8 * H * H + N * 4 * H * 2);
         c.flops *= 3.0;
       }
       return c;
@@ -213,13 +229,13 @@ std::vector<KernelShape> parse_kernel_shapes(const std::vector<std::string>& spe
     } else if (spec == "L") {
       out.push_back({"L", 128, 50, 1024, 32000});
     } else {  // B=..,S=..,H=..,V=..
-      KernelShape s{spec, 0, 0, 0, 10000};
+      KernelShape s{spec, 0, 0, 0, 10000, true};
       size_t pos = 0;
       while (pos < spec.size()) {
         const size_t comma = spec.find(',', pos);
         const std::string item = spec.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
         const size_t eq = item.find('=');
-        ATTN_CHECK(eq != std::string::npos, ValueError, "--shape {}: expected T1, T2, L or B=..,S=..,H=..[,V=..]", spec);
+        ATTN_CHECK(eq != std::string::npos, ValueError, "--shape {}: expected T1, T2, L or B=..,S=..,H=..[,V=..][,P=0|1]", spec);
         const std::string key = item.substr(0, eq);
         int64_t value = 0;
         try {
@@ -227,12 +243,17 @@ std::vector<KernelShape> parse_kernel_shapes(const std::vector<std::string>& spe
         } catch (const std::exception&) {
           throw ValueError(fmt::format("--shape {}: '{}' is not a number", spec, item.substr(eq + 1)));
         }
-        ATTN_CHECK(value > 0, ValueError, "--shape {}: {} must be positive", spec, key);
-        if (key == "B") s.B = value;
-        else if (key == "S") s.S = value;
-        else if (key == "H") s.H = value;
-        else if (key == "V") s.V = value;
-        else throw ValueError(fmt::format("--shape {}: unknown key '{}' (B, S, H, V)", spec, key));
+        if (key == "P") {
+          ATTN_CHECK(value == 0 || value == 1, ValueError, "--shape {}: P is 0 (no padding) or 1 (padded batch)", spec);
+          s.padded = value == 1;
+        } else {
+          ATTN_CHECK(value > 0, ValueError, "--shape {}: {} must be positive", spec, key);
+          if (key == "B") s.B = value;
+          else if (key == "S") s.S = value;
+          else if (key == "H") s.H = value;
+          else if (key == "V") s.V = value;
+          else throw ValueError(fmt::format("--shape {}: unknown key '{}' (B, S, H, V, P)", spec, key));
+        }
         if (comma == std::string::npos) break;
         pos = comma + 1;
       }

@@ -32,6 +32,7 @@ void run_backend(Report& rep, const BackendOptions& opt);
 struct KernelShape {
   std::string name;
   int64_t B = 0, S = 0, H = 0, V = 10000;
+  bool padded = true;  // lengths S down to ~S/2 (P=1), or all S (P=0)
 };
 
 struct KernelOptions {
