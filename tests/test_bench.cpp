@@ -101,5 +101,33 @@ TEST(Cli, BenchKernelsTimesEveryVariantAfterCheckingIt) {
         EXPECT_TRUE(seen.count(std::string(kernel) + "/" + variant + "/B=3,S=5,H=12,V=40 " + pass)) << kernel << " " << variant << " " << pass;
 }
 
+TEST(Cli, BenchKernelsTakesUnpaddedShapesAndRefusesABadPaddingFlag) {
+  const std::string attn = std::string(ATTN_BINARY_DIR) + "/attn";
+  const std::string base = attn + " bench kernels --device cpu --kernel lstm --json --min-time 0.01 --reps 3 --warmup 1";
+  int status = -1;
+  const std::string out = run_capture(base + " --shape B=4,S=6,H=8,P=0", &status);
+  ASSERT_EQ(status, 0) << out;
+  const nlohmann::json j = nlohmann::json::parse(out);
+  int rows = 0;
+  for (const auto& row : j["rows"]) {
+    EXPECT_EQ(row["shape"].get<std::string>().rfind("B=4,S=6,H=8,P=0 ", 0), 0u) << row["shape"];
+    if (row["variant"] == "composed") {
+      EXPECT_LT(row["metrics"]["check_err"].get<double>(), 1e-4);
+    }
+    if (row["shape"].get<std::string>().ends_with(" fwd")) {
+      // The forward's arithmetic over all B*S = 24 positions (none padded): 2 GEMMs of
+      // 2 * 24 * 8 * 32 flops each plus 20 flops per state element.
+      const double flops = row["metrics"]["GFLOP/s"].get<double>() * row["median_us"].get<double>() * 1e3;
+      const double want = 2.0 * 2 * 24 * 8 * 32 + 20.0 * 24 * 8;  // 21 positions with padding: 12% less
+      EXPECT_NEAR(flops, want, 1e-3 * want) << row["variant"];
+    }
+    ++rows;
+  }
+  EXPECT_EQ(rows, 4);  // fused and composed, forward and forward + backward
+  const std::string bad = run_capture(base + " --shape B=4,S=6,H=8,P=2 2>&1", &status);
+  EXPECT_NE(status, 0);
+  EXPECT_NE(bad.find("P is 0 (no padding) or 1"), std::string::npos) << bad;
+}
+
 }  // namespace
 }  // namespace attn::test
