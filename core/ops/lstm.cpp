@@ -158,8 +158,11 @@ struct LstmLayerBackward final : Node {
     }
     TensorList out(7);
     if (should_compute(0)) {
+      // dx = dG W_ih. With many rows W_ih is packed for the small-batch kernel, which ran this
+      // (N, 4H) x (4H, I) product 1.15-1.5x faster than OpenBLAS at T2 (N 500, 4H 1024, I 256).
       Tensor dx = r.padded_buffer(I, opt);
-      be.bmm(as3(first_rows(dx, N)), as3(dG), as3(wih), false);
+      const auto wih_prepared = N >= 256 ? be.prepare_rhs(wih) : nullptr;
+      be.matmul_prepared(first_rows(dx, N), dG, wih, wih_prepared.get(), false);
       out[0] = alias(r.unpack(be, dx), Shape{B, S, I}, contiguous_strides(Shape{B, S, I}), 0);
     }
     auto unsorted = [&](const Tensor& m) { return r.packed ? r.pack(be, m, r.rank, B) : m; };
