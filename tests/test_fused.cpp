@@ -202,6 +202,83 @@ TEST(FusedLstm, RejectsBadLengthsAndShapes) {
   EXPECT_THROW(lstm_layer(in[0], in[1], in[2], in[3], in[5], in[5], in[6], in[7]), ShapeError);
 }
 
+TEST(FusedLstm, PackedEdgeCasesMatchComposed) {
+  // Every sequence shorter than S (trailing steps run no row), one padded sequence, all but one
+  // full, ties, and enough real positions (>= 256) for dx through the packed kernel with
+  // several column panels (I = 70).
+  struct Case {
+    LstmShape s;
+    std::vector<int64_t> lengths;
+  };
+  std::vector<int64_t> many(16);
+  for (size_t b = 0; b < many.size(); ++b) many[b] = 1 + static_cast<int64_t>((b * 11) % 24);
+  const std::vector<Case> cases = {{{3, 5, 4, 6}, {3, 2, 3}},
+                                   {{1, 4, 3, 5}, {2}},
+                                   {{4, 5, 3, 4}, {5, 5, 2, 5}},
+                                   {{5, 6, 4, 3}, {4, 6, 4, 1, 6}},
+                                   {{16, 24, 70, 20}, many}};
+  uint64_t seed = 40;
+  for (const Case& c : cases) {
+    for (bool reverse : {false, true}) {
+      Generator g(seed);
+      std::mt19937 rng(static_cast<uint32_t>(seed++));
+      std::vector<Tensor> in = lstm_inputs(g, rng, c.s);
+      in[1] = from_vector(c.lengths, Shape{c.s.B});
+      std::vector<Tensor> R = upstream_for(run(lstm_fn(kFusedLstm, reverse), in, {}).outs, g);
+      expect_same(run(lstm_fn(kFusedLstm, reverse), in, R), run(lstm_fn(kComposedLstm, reverse), in, R), 1e-5,
+                  fmt::format("B{} S{} I{} H{} lengths {} reverse={}", c.s.B, c.s.S, c.s.I, c.s.H, fmt::join(c.lengths, ","), reverse));
+    }
+  }
+}
+
+TEST(FusedLstm, LengthsWrittenInPlaceAreReadAgain) {
+  // The layer packs from the lengths' values, remembered per tensor and version: an in-place
+  // write must make the next call use the new ones.
+  Generator g(41);
+  std::mt19937 rng(41);
+  std::vector<Tensor> in = lstm_inputs(g, rng, {2, 4, 3, 5});
+  Tensor lens = from_vector<int64_t>({4, 2});
+  auto layer = [&](const Tensor& l) { return lstm_layer(in[0], l, in[2], in[3], in[4], in[5], in[6], in[7]).output; };
+  const std::vector<float> before = layer(lens).to_vector<float>();
+  lens.copy_(from_vector<int64_t>({4, 3}));
+  const std::vector<float> after = layer(lens).to_vector<float>();
+  EXPECT_EQ(after, layer(from_vector<int64_t>({4, 3})).to_vector<float>());
+  EXPECT_NE(after, before);
+  lens.fill_(4.0);  // every sequence full now: the unpacked path
+  EXPECT_EQ(layer(lens).to_vector<float>(), layer(from_vector<int64_t>({4, 4})).to_vector<float>());
+}
+
+TEST(FusedLstm, LayersSharingLengthsAndARetainedGraph) {
+  // Two stacked layers on one lengths tensor share the packing plan; two backwards through the
+  // retained graph give twice the gradients of one.
+  Generator g(42);
+  std::mt19937 rng(42);
+  std::vector<Tensor> in = lstm_inputs(g, rng, {4, 6, 5, 5});
+  in[1] = from_vector<int64_t>({3, 6, 1, 4});
+  auto stacked = [](const std::vector<Tensor>& x) {
+    LstmLayerOutput a = lstm_layer(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]);
+    LstmLayerOutput b = lstm_layer(a.output, x[1], x[2], x[3], x[5], x[5], x[6], x[7], /*reverse=*/true);
+    return std::vector<Tensor>{b.output, b.h_n, a.c_n};
+  };
+  auto composed_stacked = [](const std::vector<Tensor>& x) {
+    LstmLayerOutput a = composed::lstm_layer(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]);
+    LstmLayerOutput b = composed::lstm_layer(a.output, x[1], x[2], x[3], x[5], x[5], x[6], x[7], /*reverse=*/true);
+    return std::vector<Tensor>{b.output, b.h_n, a.c_n};
+  };
+  const std::vector<Tensor> R = upstream_for(run(stacked, in, {}).outs, g);
+  const Result once = run(stacked, in, R);
+  expect_same(once, run(composed_stacked, in, R), 1e-5, "two layers on shared lengths");
+  std::vector<Tensor> xs;
+  for (const Tensor& t : in) xs.push_back(is_floating(t.dtype()) ? leaf(t) : t);
+  const std::vector<Tensor> outs = stacked(xs);
+  const Tensor loss = sum(outs[0] * R[0]) + sum(outs[1] * R[1]) + sum(outs[2] * R[2]);
+  loss.backward(Tensor(), /*retain_graph=*/true);
+  loss.backward();
+  for (size_t k : {size_t{0}, size_t{2}, size_t{3}, size_t{4}, size_t{5}, size_t{6}, size_t{7}}) {
+    EXPECT_LE(rel_err(xs[k].grad(), once.grads[k] * 2.0), 1e-6) << "input " << k;
+  }
+}
+
 // ---------------------------------------------------------------- attention
 
 struct AttnShape {

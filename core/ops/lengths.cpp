@@ -11,13 +11,10 @@ namespace attn {
 
 namespace {
 
-// A lengths tensor that passed: the storage it lives in (weak: a freed storage never matches,
-// even when its memory comes back for another tensor), where in it, its version then, its
-// shortest and largest entries, and its values when they were read.
+// A lengths tensor that passed: which one, its shortest and largest entries, and its values
+// when they were read.
 struct Checked {
-  std::weak_ptr<Storage> storage;
-  int64_t offset = 0, stride = 0, size = 0;
-  uint64_t version = 0;
+  LengthsIdentity id;
   int64_t min_length = 0, max_length = 0;
   std::shared_ptr<const std::vector<int64_t>> values;
   uint64_t last_use = 0;
@@ -30,19 +27,13 @@ thread_local std::array<Checked, 8> g_checked;
 thread_local uint64_t g_clock = 0;
 thread_local int64_t g_reads = 0;
 
-bool same_tensor(const Checked& c, const Tensor& t) {
-  return c.storage.lock() == t.storage() && c.offset == t.offset() && c.size == t.size(0) &&
-         c.stride == t.stride(0) && c.version == t.version();
-}
-
 Checked& remember(const Tensor& t, int64_t min_length, int64_t max_length,
                   std::shared_ptr<const std::vector<int64_t>> values) {
   Checked* oldest = &g_checked[0];
   for (Checked& c : g_checked) {
     if (c.last_use < oldest->last_use) oldest = &c;
   }
-  *oldest = {t.storage(), t.offset(),         t.stride(0),       t.size(0),
-             t.version(), min_length, max_length, std::move(values), ++g_clock};
+  *oldest = {LengthsIdentity(t), min_length, max_length, std::move(values), ++g_clock};
   return *oldest;
 }
 
@@ -51,7 +42,7 @@ Checked& checked_entry(const Tensor& lengths, int64_t S, std::string_view op) {
   ATTN_CHECK(lengths.defined() && lengths.dtype() == DType::Int64 && lengths.dim() == 1, ShapeError,
              "{}: lengths must be a 1-D int64 tensor", op);
   for (Checked& c : g_checked) {
-    if (c.max_length >= 1 && c.max_length <= S && same_tensor(c, lengths)) {
+    if (c.max_length >= 1 && c.max_length <= S && c.id.matches(lengths)) {
       c.last_use = ++g_clock;
       return c;
     }
@@ -85,7 +76,9 @@ std::vector<int64_t> host_lengths(const Tensor& lengths, int64_t S, std::string_
   Checked& c = checked_entry(lengths, S, op);
   if (!c.values) {  // noted unread: read now, once
     ++g_reads;
-    c.values = std::make_shared<const std::vector<int64_t>>(lengths.to_vector<int64_t>());
+    auto lv = std::make_shared<const std::vector<int64_t>>(lengths.to_vector<int64_t>());
+    if (!lv->empty()) c.min_length = *std::min_element(lv->begin(), lv->end());
+    c.values = std::move(lv);
   }
   return *c.values;
 }

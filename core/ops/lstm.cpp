@@ -15,6 +15,8 @@
 // first, so step t runs on the R_t = #{b : lengths[b] > t} sequences still going, which are the
 // first R_t rows of the state; N = sum(lengths) rows in all instead of B*S. With every length
 // equal to S nothing is copied: step t is a strided view of the (B, S, .) buffers.
+#include <algorithm>
+
 #include "core/autograd/node.h"
 #include "core/ops/fused.h"
 #include "core/ops/lengths.h"
@@ -53,8 +55,9 @@ struct StepRows {
   StepRows(const Tensor& lengths, int64_t batch, int64_t steps, Device device) : B(batch), S(steps), N(batch * steps) {
     if (B == 0 || check_lengths(lengths, S, "lstm_layer").shortest == S) return;
     const std::vector<int64_t> len = host_lengths(lengths, S, "lstm_layer");
+    if (*std::min_element(len.begin(), len.end()) == S) return;  // vouched for, unread until now
     packed = true;
-    std::vector<int64_t> idx(static_cast<size_t>(3 * B + 2 * B * S));  // order | rank | scatter | gather (N <= B*S)
+    std::vector<int64_t> idx(static_cast<size_t>(2 * B + 2 * B * S));  // order | rank | scatter | gather (N <= B*S)
     int64_t* ord = idx.data();
     for (int64_t b = 0; b < B; ++b) ord[b] = b;
     std::stable_sort(ord, ord + B, [&](int64_t a, int64_t b) { return len[a] > len[b]; });
@@ -79,7 +82,7 @@ struct StepRows {
         if (real) gth[start[t] + rnk[b]] = b * S + t;
       }
     }
-    idx.resize(static_cast<size_t>(3 * B + B * S + N));
+    idx.resize(static_cast<size_t>(2 * B + B * S + N));
     const Tensor all = from_vector(idx).to(device);
     order = all.narrow(0, 0, B);
     rank = all.narrow(0, B, B);
@@ -112,6 +115,25 @@ struct StepRows {
     return pack(be, buf, scatter, B * S);
   }
 };
+
+// The step rows for `lengths`: those of the previous call when it had the same lengths tensor
+// (unchanged), S and device and its plan is still held (by its backward node), as for the
+// layers and directions of one encoder; on a GPU each new plan costs a synchronizing copy.
+std::shared_ptr<const StepRows> step_rows_for(const Tensor& lengths, int64_t B, int64_t S, Device device) {
+  struct Last {
+    LengthsIdentity id;
+    int64_t B = 0, S = 0;
+    Device device;
+    std::weak_ptr<const StepRows> rows;
+  };
+  thread_local Last last;
+  if (auto held = last.rows.lock(); held && last.B == B && last.S == S && last.device == device && last.id.matches(lengths)) {
+    return held;
+  }
+  auto rows = std::make_shared<const StepRows>(lengths, B, S, device);
+  last = {LengthsIdentity(lengths), B, S, device, rows};
+  return rows;
+}
 
 // The recurrent weight multiplies the batch at every step: prepared once (packed, on the CPU)
 // when there are enough steps to pay for it.
@@ -233,7 +255,7 @@ LstmLayerOutput lstm_layer(const Tensor& x_in, const Tensor& lengths, const Tens
   const Options opt{x.dtype(), x.device()};
   auto& be = kernels::backend(x.device());
   const bool grad = needs_grad(x_in, h0, c0, w_ih, w_hh, b_ih, b_hh);
-  auto rows = std::make_shared<const StepRows>(lengths, B, S, x.device());
+  const std::shared_ptr<const StepRows> rows = step_rows_for(lengths, B, S, x.device());
   const StepRows& r = *rows;
   const int64_t N = r.N;
 

@@ -155,15 +155,21 @@ void packed_gemm(int64_t M, const float* a, int64_t lda, const PackedPanels& b, 
   const int64_t K = b.K, N = b.N;
   if (M == 0 || N == 0) return;
   const float* packed = b.data();
+  // Threads take panels; with fewer panels than threads (a narrow product: I / 32 panels for an
+  // LSTM's dx), each panel's rows are cut into parts too, so that no thread idles.
+  const int64_t row_tiles = (M + kRows - 1) / kRows;
+  const int64_t parts = std::clamp<int64_t>((omp_get_max_threads() + b.panels - 1) / b.panels, 1, row_tiles);
+  const int64_t part_rows = (row_tiles + parts - 1) / parts * kRows;
   // about 2^18 multiply-adds per thread before a second one pays for waking it
-  const int64_t per_panel = std::max<int64_t>(1, M * K * kPanel);
-  parallel_for(b.panels, std::max<int64_t>(1, (int64_t{1} << 18) / per_panel), [&](int64_t p0, int64_t p1) {
-    for (int64_t q = p0; q < p1; ++q) {
+  const int64_t per_task = std::max<int64_t>(1, std::min(M, part_rows) * K * kPanel);
+  parallel_for(b.panels * parts, std::max<int64_t>(1, (int64_t{1} << 18) / per_task), [&](int64_t t0, int64_t t1) {
+    for (int64_t task = t0; task < t1; ++task) {
+      const int64_t q = task / parts, m0 = task % parts * part_rows, m1 = std::min(M, m0 + part_rows);
       const float* panel = packed + q * K * kPanel;
       const int64_t n0 = q * kPanel, ncols = std::min<int64_t>(kPanel, N - n0);
-      int64_t m = 0;
-      for (; m + kRows <= M; m += kRows) micro_tile<kRows>(K, a + m * lda, lda, panel, c + m * ldc + n0, ldc, ncols, accumulate);
-      if (m < M) tail_tile(static_cast<int>(M - m), K, a + m * lda, lda, panel, c + m * ldc + n0, ldc, ncols, accumulate);
+      int64_t m = m0;
+      for (; m + kRows <= m1; m += kRows) micro_tile<kRows>(K, a + m * lda, lda, panel, c + m * ldc + n0, ldc, ncols, accumulate);
+      if (m < m1) tail_tile(static_cast<int>(m1 - m), K, a + m * lda, lda, panel, c + m * ldc + n0, ldc, ncols, accumulate);
     }
   });
 }
