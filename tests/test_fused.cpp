@@ -807,6 +807,20 @@ TEST(FusedCuda, LstmMatchesCpu) {
       }
     }
   }
+  // Without autograd (one step of scratch instead of saved buffers), and in float64.
+  for (DType dt : {DType::Float32, DType::Float64}) {
+    Generator g(seed);
+    std::mt19937 rng(static_cast<uint32_t>(seed++));
+    const std::vector<Tensor> in = lstm_inputs(g, rng, {5, 9, 7, 6}, dt);
+    for (bool reverse : {false, true}) {
+      NoGradGuard ng;
+      const std::vector<Tensor> cpu = lstm_fn(kFusedLstm, reverse)(in), gpu = lstm_fn(kFusedLstm, reverse)(to_device(in, kCUDA));
+      for (size_t k = 0; k < cpu.size(); ++k) {
+        EXPECT_LE(rel_err(gpu[k].to(kCPU), cpu[k]), dt == DType::Float64 ? 1e-12 : 1e-5)
+            << fmt::format("no-grad cuda lstm output {} {} reverse={}", k, dt, reverse);
+      }
+    }
+  }
 }
 
 TEST(FusedCuda, AttentionMatchesCpu) {
