@@ -116,7 +116,9 @@ TEST(TrainStop, TheEtaCountsTheTimeLimit) {
     EXPECT_TRUE(eta == "0m00s" || eta == "0m01s") << eta;
     ++lines;
   }
-  EXPECT_GT(lines, 10) << log;
+  // Alone this run logs hundreds of steps; under a loaded CI (ctest -j with OpenMP teams on two
+  // cores) it logged 7, so only a few lines are required: the ETA of each is what is tested.
+  EXPECT_GE(lines, 2) << log;
   EXPECT_NE(log.find("reached --time-limit"), std::string::npos) << log;
 }
 
