@@ -279,6 +279,48 @@ TEST(FusedLstm, LayersSharingLengthsAndARetainedGraph) {
   }
 }
 
+TEST(FusedLstm, OneStepCallsReusePackedWeightsUntilTheyChange) {
+  // A decoder's pattern: one step per call with the same weights, so from the second call on the
+  // weights are packed once and reused, forward and backward. Values and gradients match the
+  // composed layer, and an in-place update of the weights (as an optimizer's) is seen at once.
+  Generator g(43);
+  const int64_t B = 8, I = 12, H = 40;
+  const double k = 1.0 / std::sqrt(static_cast<double>(H));
+  Tensor wih = leaf(uniform({4 * H, I}, -k, k, g)), whh = leaf(uniform({4 * H, H}, -k, k, g));
+  Tensor bih = leaf(uniform({4 * H}, -k, k, g)), bhh = leaf(uniform({4 * H}, -k, k, g));
+  Tensor cwih = leaf(wih.detach().clone()), cwhh = leaf(whh.detach().clone());
+  Tensor cbih = leaf(bih.detach().clone()), cbhh = leaf(bhh.detach().clone());
+  const Tensor ones = full(Shape{B}, 1.0, {.dtype = DType::Int64});
+  for (int round = 0; round < 2; ++round) {
+    Tensor h = uniform({B, H}, -0.5, 0.5, g), c = uniform({B, H}, -0.5, 0.5, g), ch = h, cc = c;
+    Tensor loss, closs;
+    for (int step = 0; step < 5; ++step) {
+      const Tensor x = uniform({B, 1, I}, -1.0, 1.0, g), r = uniform({B, 1, H}, -1.0, 1.0, g);
+      LstmLayerOutput o = lstm_layer(x, ones, h, c, wih, whh, bih, bhh);
+      LstmLayerOutput co = composed::lstm_layer(x, ones, ch, cc, cwih, cwhh, cbih, cbhh);
+      EXPECT_LE(rel_err(o.output, co.output), 1e-5) << "round " << round << " step " << step;
+      h = o.h_n, c = o.c_n, ch = co.h_n, cc = co.c_n;
+      loss = loss.defined() ? loss + sum(o.output * r) : sum(o.output * r);
+      closs = closs.defined() ? closs + sum(co.output * r) : sum(co.output * r);
+    }
+    loss.backward();
+    closs.backward();
+    for (auto [got, want] : {std::pair{wih, cwih}, std::pair{whh, cwhh}, std::pair{bih, cbih}}) {
+      EXPECT_LE(rel_err(got.grad(), want.grad()), 1e-5) << "round " << round;
+    }
+    // an optimizer-like update in place: the next round must use the new weights
+    NoGradGuard ng;
+    for (auto [p, cp] : {std::pair{wih, cwih}, std::pair{whh, cwhh}}) {
+      const Tensor step = uniform(p.shape(), -k, k, g);
+      p.copy_(p - step);
+      cp.copy_(cp - step);
+      p.set_grad(Tensor());
+      cp.set_grad(Tensor());
+    }
+    for (Tensor* t : {&bih, &bhh, &cbih, &cbhh}) t->set_grad(Tensor());
+  }
+}
+
 // ---------------------------------------------------------------- attention
 
 struct AttnShape {

@@ -14,7 +14,7 @@ namespace {
 // A lengths tensor that passed: which one, its shortest and largest entries, and its values
 // when they were read.
 struct Checked {
-  LengthsIdentity id;
+  TensorIdentity id;
   int64_t min_length = 0, max_length = 0;
   std::shared_ptr<const std::vector<int64_t>> values;
   uint64_t last_use = 0;
@@ -33,7 +33,7 @@ Checked& remember(const Tensor& t, int64_t min_length, int64_t max_length,
   for (Checked& c : g_checked) {
     if (c.last_use < oldest->last_use) oldest = &c;
   }
-  *oldest = {LengthsIdentity(t), min_length, max_length, std::move(values), ++g_clock};
+  *oldest = {TensorIdentity(t), min_length, max_length, std::move(values), ++g_clock};
   return *oldest;
 }
 

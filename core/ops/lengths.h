@@ -3,34 +3,17 @@
 // Checking them means reading them: on a GPU that is a synchronizing device-to-host copy, and a
 // decoder passes the same lengths at every one of its steps. So the lengths tensors that passed
 // are remembered (storage, place, version, largest length): the same tensor, unchanged since,
-// is not read again. An in-place write bumps the storage's version and forces a new check; a
-// write through a raw pointer (data<int64_t>()) bumps nothing and is not seen, as PyTorch's
-// saved-tensor checks do not see one either.
+// is not read again (core/tensor_identity.h: an in-place write through a Tensor method forces
+// a new check, a write through a raw pointer is not seen).
 #pragma once
 
-#include <memory>
 #include <string_view>
 #include <vector>
 
 #include "core/tensor.h"
+#include "core/tensor_identity.h"
 
 namespace attn {
-
-// A lengths tensor as the cache tells tensors apart: the storage it lives in (weak: a freed
-// storage never matches, even when its memory comes back for another tensor), where in it, and
-// the storage's version.
-struct LengthsIdentity {
-  std::weak_ptr<Storage> storage;
-  int64_t offset = 0, stride = 0, size = 0;
-  uint64_t version = 0;
-  LengthsIdentity() = default;
-  explicit LengthsIdentity(const Tensor& t)
-      : storage(t.storage()), offset(t.offset()), stride(t.stride(0)), size(t.size(0)), version(t.version()) {}
-  bool matches(const Tensor& t) const {
-    return storage.lock() == t.storage() && offset == t.offset() && size == t.size(0) && stride == t.stride(0) &&
-           version == t.version();
-  }
-};
 
 struct LengthsRange {
   int64_t shortest = 1, longest = 1;  // shortest: a lower bound for lengths noted unread

@@ -16,11 +16,13 @@
 // first R_t rows of the state; N = sum(lengths) rows in all instead of B*S. With every length
 // equal to S nothing is copied: step t is a strided view of the (B, S, .) buffers.
 #include <algorithm>
+#include <array>
 
 #include "core/autograd/node.h"
 #include "core/ops/fused.h"
 #include "core/ops/lengths.h"
 #include "core/ops/op_utils.h"
+#include "core/tensor_identity.h"
 
 namespace attn {
 
@@ -121,7 +123,7 @@ struct StepRows {
 // layers and directions of one encoder; on a GPU each new plan costs a synchronizing copy.
 std::shared_ptr<const StepRows> step_rows_for(const Tensor& lengths, int64_t B, int64_t S, Device device) {
   struct Last {
-    LengthsIdentity id;
+    TensorIdentity id;
     int64_t B = 0, S = 0;
     Device device;
     std::weak_ptr<const StepRows> rows;
@@ -131,14 +133,49 @@ std::shared_ptr<const StepRows> step_rows_for(const Tensor& lengths, int64_t B, 
     return held;
   }
   auto rows = std::make_shared<const StepRows>(lengths, B, S, device);
-  last = {LengthsIdentity(lengths), B, S, device, rows};
+  last = {TensorIdentity(lengths), B, S, device, rows};
   return rows;
 }
 
-// The recurrent weight multiplies the batch at every step: prepared once (packed, on the CPU)
-// when there are enough steps to pay for it.
-std::shared_ptr<const kernels::PreparedMatrix> prepare_recurrent(kernels::Backend& be, const Tensor& w, int64_t steps) {
-  return steps >= 4 ? be.prepare_rhs(w) : nullptr;
+// A weight packed for the small-batch kernel (CPU; other backends prepare nothing), reused
+// while the weight is unchanged: within one call (the recurrent weight at every step) and
+// across calls, as a decoder runs the layer one step per call with the same weights, forward
+// and backward, T times per batch. Packed at once when `worth_it` (many rows or steps in this
+// call), else on the second call that asks for the same unchanged weight. The optimizer's
+// update bumps the weight's version and so retires its packed copy.
+std::shared_ptr<const kernels::PreparedMatrix> prepared_weight(kernels::Backend& be, const Tensor& w, bool worth_it) {
+  struct Entry {
+    TensorIdentity id;
+    std::shared_ptr<const kernels::PreparedMatrix> prepared;  // null: seen once, not packed
+    uint64_t last_use = 0;
+  };
+  // A decoder layer's four views (W_ih, W_hh, and their transposes) and an encoder's: a few
+  // MB of packed floats at most, held until their slot is taken.
+  thread_local std::array<Entry, 8> cache;
+  thread_local uint64_t clock = 0;
+  if (!w.device().is_cpu()) return nullptr;
+  Entry* slot = nullptr;
+  for (Entry& e : cache) {
+    if (e.id.matches(w)) {
+      slot = &e;
+      break;
+    }
+  }
+  if (slot == nullptr) {  // the same view at an older version first, else the least recently used
+    for (Entry& e : cache)
+      if (e.id.same_view(w)) slot = &e;
+    if (slot == nullptr) slot = &*std::min_element(cache.begin(), cache.end(), [](const Entry& a, const Entry& b) {
+      return a.last_use < b.last_use;
+    });
+    *slot = {TensorIdentity(w), nullptr, 0};
+    if (!worth_it) {
+      slot->last_use = ++clock;
+      return nullptr;  // first sighting: OpenBLAS this time
+    }
+  }
+  if (!slot->prepared) slot->prepared = be.prepare_rhs(w);
+  slot->last_use = ++clock;
+  return slot->prepared;
 }
 
 struct LstmLayerBackward final : Node {
@@ -169,7 +206,7 @@ struct LstmLayerBackward final : Node {
       dy = r.packed ? r.pack(be, dout, r.gather, N) : dout;
     }
     Tensor dG = empty(Shape{N, 4 * H}, opt);
-    const auto whh_prepared = prepare_recurrent(be, whh, S);
+    const auto whh_prepared = prepared_weight(be, whh, S >= 4);
     for (int64_t step = 0; step < S; ++step) {
       const int64_t t = reverse ? step : S - 1 - step;  // the forward's order, backwards
       const int64_t R = r.rows(t);
@@ -183,7 +220,7 @@ struct LstmLayerBackward final : Node {
       // dx = dG W_ih. With many rows W_ih is packed for the small-batch kernel, which ran this
       // (N, 4H) x (4H, I) product 1.15-1.5x faster than OpenBLAS at T2 (N 500, 4H 1024, I 256).
       Tensor dx = r.padded_buffer(I, opt);
-      const auto wih_prepared = N >= 256 ? be.prepare_rhs(wih) : nullptr;
+      const auto wih_prepared = prepared_weight(be, wih, N >= 256);
       be.matmul_prepared(first_rows(dx, N), dG, wih, wih_prepared.get(), false);
       out[0] = alias(r.unpack(be, dx), Shape{B, S, I}, contiguous_strides(Shape{B, S, I}), 0);
     }
@@ -263,7 +300,9 @@ LstmLayerOutput lstm_layer(const Tensor& x_in, const Tensor& lengths, const Tens
   const Tensor x_rows = r.packed ? r.pack(be, as_rows(x), r.gather, N) : as_rows(x);  // (N, I)
   Tensor xproj = empty(Shape{N, 4 * H}, opt);
   be.binary(kernels::BinaryOp::Add, as3(xproj), b_ih, b_hh);
-  be.bmm(as3(xproj), as3(x_rows), transposed3(w_ih), true);
+  const Tensor wih_t = alias(w_ih, Shape{w_ih.size(1), 4 * H}, Strides{w_ih.stride(1), w_ih.stride(0)}, w_ih.offset());  // W_ih^T
+  // packed only for a decoder's repeated small calls: on T2's 500 rows OpenBLAS is as fast
+  be.matmul_prepared(xproj, x_rows, wih_t, prepared_weight(be, wih_t, false).get(), true);
   // The running state, updated in place by the cell kernel (copies without history), in the
   // order of the step rows.
   auto initial_state = [&](const Tensor& s0) { return r.packed ? r.pack(be, s0.contiguous(), r.order, B) : s0.detach().clone(); };
@@ -275,7 +314,7 @@ LstmLayerOutput lstm_layer(const Tensor& x_in, const Tensor& lengths, const Tens
   Tensor hprev = empty(Shape{saved_rows, H}, opt), cprev = empty(Shape{saved_rows, H}, opt);
   Tensor gates = empty(Shape{B, 4 * H}, opt);
   const Tensor whh_t = alias(w_hh, Shape{H, 4 * H}, Strides{w_hh.stride(1), w_hh.stride(0)}, w_hh.offset());  // W_hh^T
-  const auto whh_prepared = prepare_recurrent(be, whh_t, S);
+  const auto whh_prepared = prepared_weight(be, whh_t, S >= 4);
   for (int64_t step = 0; step < S; ++step) {
     const int64_t t = reverse ? S - 1 - step : step;
     const int64_t R = r.rows(t);
