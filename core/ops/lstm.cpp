@@ -153,7 +153,7 @@ std::shared_ptr<const kernels::PreparedMatrix> prepared_weight(kernels::Backend&
   // MB of packed floats at most, held until their slot is taken.
   thread_local std::array<Entry, 8> cache;
   thread_local uint64_t clock = 0;
-  if (!w.device().is_cpu()) return nullptr;
+  if (!w.device().is_cpu()) return nullptr;  // only the CPU backend packs
   Entry* slot = nullptr;
   for (Entry& e : cache) {
     if (e.id.matches(w)) {
