@@ -37,10 +37,14 @@ Checked& remember(const Tensor& t, int64_t min_length, int64_t max_length,
   return *oldest;
 }
 
-// The remembered entry for `lengths` (checked against S), reading and checking it if there is none.
-Checked& checked_entry(const Tensor& lengths, int64_t S, std::string_view op) {
+void check_is_lengths(const Tensor& lengths, std::string_view op) {
   ATTN_CHECK(lengths.defined() && lengths.dtype() == DType::Int64 && lengths.dim() == 1, ShapeError,
              "{}: lengths must be a 1-D int64 tensor", op);
+}
+
+// The remembered entry for non-empty `lengths` (checked against S), reading and checking it if
+// there is none.
+Checked& checked_entry(const Tensor& lengths, int64_t S, std::string_view op) {
   for (Checked& c : g_checked) {
     if (c.max_length >= 1 && c.max_length <= S && c.id.matches(lengths)) {
       c.last_use = ++g_clock;
@@ -56,28 +60,26 @@ Checked& checked_entry(const Tensor& lengths, int64_t S, std::string_view op) {
     shortest = std::min(shortest, n);
     longest = std::max(longest, n);
   }
-  if (lv->empty()) {  // nothing to remember: an empty batch reads nothing anyway
-    static thread_local Checked empty_batch;
-    empty_batch = {};
-    empty_batch.values = std::move(lv);
-    return empty_batch;
-  }
   return remember(lengths, shortest, longest, std::move(lv));
 }
 
 }  // namespace
 
 LengthsRange check_lengths(const Tensor& lengths, int64_t S, std::string_view op) {
+  check_is_lengths(lengths, op);
+  if (lengths.numel() == 0) return {S, 0};  // an empty batch: nothing to read or remember
   const Checked& c = checked_entry(lengths, S, op);
   return {c.min_length, c.max_length};
 }
 
 std::vector<int64_t> host_lengths(const Tensor& lengths, int64_t S, std::string_view op) {
+  check_is_lengths(lengths, op);
+  if (lengths.numel() == 0) return {};
   Checked& c = checked_entry(lengths, S, op);
   if (!c.values) {  // noted unread: read now, once
     ++g_reads;
     auto lv = std::make_shared<const std::vector<int64_t>>(lengths.to_vector<int64_t>());
-    if (!lv->empty()) c.min_length = *std::min_element(lv->begin(), lv->end());
+    c.min_length = *std::min_element(lv->begin(), lv->end());
     c.values = std::move(lv);
   }
   return *c.values;

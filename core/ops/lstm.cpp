@@ -32,9 +32,11 @@ Tensor as3(const Tensor& m) {  // (R, C) -> (1, R, C) without autograd
   return alias(m, Shape{1, m.size(0), m.size(1)}, Strides{0, m.stride(0), m.stride(1)}, m.offset());
 }
 
-Tensor transposed3(const Tensor& w) {  // (R, C) -> (1, C, R) transposed view
-  return alias(w, Shape{1, w.size(1), w.size(0)}, Strides{0, w.stride(1), w.stride(0)}, w.offset());
+Tensor transposed(const Tensor& w) {  // (R, C) -> (C, R) view without autograd
+  return alias(w, Shape{w.size(1), w.size(0)}, Strides{w.stride(1), w.stride(0)}, w.offset());
 }
+
+Tensor transposed3(const Tensor& w) { return as3(transposed(w)); }  // (R, C) -> (1, C, R)
 
 Tensor as_rows(const Tensor& m) {  // contiguous (B, S, C) -> (B*S, C) without autograd
   return alias(m, Shape{m.size(0) * m.size(1), m.size(2)}, Strides{m.size(2), 1}, m.offset());
@@ -105,6 +107,12 @@ struct StepRows {
     be.gather_rows(out, m, index);
     return out;
   }
+  // A batch state (B, C) in the step rows' order and back; a copy either way (the layer
+  // updates its state in place).
+  Tensor sorted(kernels::Backend& be, const Tensor& state) const {
+    return packed ? pack(be, state, order, B) : state.detach().clone();
+  }
+  Tensor unsorted(kernels::Backend& be, const Tensor& state) const { return packed ? pack(be, state, rank, B) : state; }
   // A buffer of N rows for packed data plus a zero row N for the padding that unpack reads.
   Tensor padded_buffer(int64_t C, const Options& opt) const {
     Tensor buf = empty(Shape{N + (packed ? 1 : 0), C}, opt);
@@ -195,10 +203,7 @@ struct LstmLayerBackward final : Node {
     const Options opt{act.dtype(), act.device()};
     auto& be = kernels::dispatch(name(), {&xr, &act});
     // The state gradients in the forward's row order.
-    auto state_grad = [&](const Tensor& gs) {
-      if (!gs.defined()) return zeros(Shape{B, H}, opt);
-      return r.packed ? r.pack(be, gs.contiguous(), r.order, B) : gs.contiguous().clone();
-    };
+    auto state_grad = [&](const Tensor& gs) { return gs.defined() ? r.sorted(be, gs) : zeros(Shape{B, H}, opt); };
     Tensor dh = state_grad(g[1]), dc = state_grad(g[2]);
     Tensor dy;  // (N, H) or undefined
     if (g[0].defined()) {
@@ -224,9 +229,8 @@ struct LstmLayerBackward final : Node {
       be.matmul_prepared(first_rows(dx, N), dG, wih, wih_prepared.get(), false);
       out[0] = alias(r.unpack(be, dx), Shape{B, S, I}, contiguous_strides(Shape{B, S, I}), 0);
     }
-    auto unsorted = [&](const Tensor& m) { return r.packed ? r.pack(be, m, r.rank, B) : m; };
-    if (should_compute(1)) out[1] = unsorted(dh);
-    if (should_compute(2)) out[2] = unsorted(dc);
+    if (should_compute(1)) out[1] = r.unsorted(be, dh);
+    if (should_compute(2)) out[2] = r.unsorted(be, dc);
     // dW_ih = dG^T x and dW_hh = dG^T hprev: into a leaf weight's .grad where it can (the
     // decoder runs one step per call), else returned
     auto weight_grad = [&](size_t input, const Tensor& rhs) {  // rhs (N, C)
@@ -300,20 +304,19 @@ LstmLayerOutput lstm_layer(const Tensor& x_in, const Tensor& lengths, const Tens
   const Tensor x_rows = r.packed ? r.pack(be, as_rows(x), r.gather, N) : as_rows(x);  // (N, I)
   Tensor xproj = empty(Shape{N, 4 * H}, opt);
   be.binary(kernels::BinaryOp::Add, as3(xproj), b_ih, b_hh);
-  const Tensor wih_t = alias(w_ih, Shape{w_ih.size(1), 4 * H}, Strides{w_ih.stride(1), w_ih.stride(0)}, w_ih.offset());  // W_ih^T
+  const Tensor wih_t = transposed(w_ih);
   // packed only for a decoder's repeated small calls: on T2's 500 rows OpenBLAS is as fast
   be.matmul_prepared(xproj, x_rows, wih_t, prepared_weight(be, wih_t, false).get(), true);
   // The running state, updated in place by the cell kernel (copies without history), in the
   // order of the step rows.
-  auto initial_state = [&](const Tensor& s0) { return r.packed ? r.pack(be, s0.contiguous(), r.order, B) : s0.detach().clone(); };
-  Tensor h = initial_state(h0), c = initial_state(c0);
+  Tensor h = r.sorted(be, h0), c = r.sorted(be, c0);
   Tensor y = r.padded_buffer(H, opt);  // (N, H) outputs (+ the zero row of padding)
   // Saved per step for the backward; without autograd, one step's worth of scratch suffices.
   const int64_t saved_rows = grad ? N : B;
   Tensor act = empty(Shape{saved_rows, 4 * H}, opt);
   Tensor hprev = empty(Shape{saved_rows, H}, opt), cprev = empty(Shape{saved_rows, H}, opt);
   Tensor gates = empty(Shape{B, 4 * H}, opt);
-  const Tensor whh_t = alias(w_hh, Shape{H, 4 * H}, Strides{w_hh.stride(1), w_hh.stride(0)}, w_hh.offset());  // W_hh^T
+  const Tensor whh_t = transposed(w_hh);
   const auto whh_prepared = prepared_weight(be, whh_t, S >= 4);
   for (int64_t step = 0; step < S; ++step) {
     const int64_t t = reverse ? S - 1 - step : step;
@@ -324,9 +327,8 @@ LstmLayerOutput lstm_layer(const Tensor& x_in, const Tensor& lengths, const Tens
     be.lstm_cell_forward(r.step(xproj, t), gates_t, h_t, first_rows(c, R), r.step(y, t), saved(act), saved(hprev),
                          saved(cprev));
   }
-  auto unsorted = [&](const Tensor& m) { return r.packed ? r.pack(be, m, r.rank, B) : m; };
   const Tensor output = alias(r.unpack(be, y), Shape{B, S, H}, contiguous_strides(Shape{B, S, H}), 0);
-  LstmLayerOutput out{output, unsorted(h), unsorted(c)};
+  LstmLayerOutput out{output, r.unsorted(be, h), r.unsorted(be, c)};
   if (grad) {
     auto node = make_node<LstmLayerBackward>({&x_in, &h0, &c0, &w_ih, &w_hh, &b_ih, &b_hh});
     if (r.packed) {
