@@ -307,6 +307,11 @@ TEST(Tokenizer, WordsPunctuationApostrophesNumbers) {
   EXPECT_EQ(data::tokenize("Wart' mal, mach ’ne ‚kleine‘ Pause’"),
             (V{"wart'", "mal", ",", "mach", "'ne", "‚", "kleine", "‘", "pause'"}));
   EXPECT_EQ(data::tokenize("‘Hi’ ’ x"), (V{"‘", "hi", "’", "’", "x"}));
+  // a quote closed after punctuation is closed: a later elision stays in its word
+  EXPECT_EQ(data::tokenize("'Geh!' Ich hab' Hunger."), (V{"'", "geh", "!", "'", "ich", "hab'", "hunger", "."}));
+  EXPECT_EQ(data::tokenize("‘Geh!’ Ich hab’ Hunger."), (V{"‘", "geh", "!", "’", "ich", "hab'", "hunger", "."}));
+  EXPECT_EQ(data::tokenize("He said 'Go.' The boys' toys."),
+            (V{"he", "said", "'", "go", ".", "'", "the", "boys'", "toys", "."}));
   EXPECT_EQ(data::tokenize("ΑΘΗΝΑ und МОСКВА"), (V{"αθηνα", "und", "москва"}));
   EXPECT_EQ(data::tokenize("Er saß da \xE2\x80\x8B\xE2\x80\x8Bund hörte zu."),
             (V{"er", "saß", "da", "und", "hörte", "zu", "."}));

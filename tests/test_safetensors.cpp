@@ -255,6 +255,15 @@ TEST(Safetensors, MalformedFilesSayWhatIsWrong) {
   expect_bad(craft(R"({"__metadata__": [1]})", ""), {"'__metadata__' is not an object"});
   expect_bad(craft(R"({"a": {"dtype": "F32", "shape": [4294967296, 4294967296], "data_offsets": [0, 4]}})", d12),
              {"too large"});
+  // Values nested 200000 deep (a 400 KB header) or megabytes long: a clear error, not a stack
+  // overflow in the error message's JSON dump or a message carrying the whole value.
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  expect_bad(craft(R"({"a": {"dtype": "F32", "shape": )" + deep + R"(, "data_offsets": [0, 12]}})", d12),
+             {"tensor 'a'", "shape (an array of 1 items, not all numbers)"});
+  expect_bad(craft(R"({"a": {"dtype": "F32", "shape": [3], "data_offsets": )" + deep + "}}", d12),
+             {"tensor 'a'", "found (an array of 1 items"});
+  expect_bad(craft(R"({"a": {"dtype": ")" + std::string(1 << 20, 'x') + R"(", "shape": [3], "data_offsets": [0, 12]}})", d12),
+             {"unsupported dtype (a JSON string)"});
   // A hand-made valid file loads, with extra spaces after the JSON.
   write_bytes(path, craft(R"({"a": {"dtype": "I64", "shape": [], "data_offsets": [0, 8]}}   )",
                           std::string("\x2A\0\0\0\0\0\0\0", 8)));

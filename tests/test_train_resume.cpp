@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -204,6 +205,107 @@ TEST(TrainCli, ResumeWithoutEpochsKeepsTheRunsOwn) {
   EXPECT_EQ(train::train(r).steps, per_epoch + 1);
 }
 
+TEST(TrainCli, ResumeOfAFinishedRunTrainsNothingAndLeavesTheCheckpoint) {
+  TempDir dir;
+  train::TrainOptions o = tiny_run(dir, "run");
+  o.max_steps = 3;
+  ASSERT_EQ(train::train(o).steps, 3);
+  const std::string weights = dir.file("run/checkpoint/model.safetensors");
+  const std::string before = io::read_file(weights);
+  train::TrainOptions r = resume_from(dir.file("run/checkpoint"));
+  r.max_steps = 3;  // the limit it already reached (one more step used to be taken and saved)
+  EXPECT_EQ(train::train(r).steps, 3);
+  r.max_steps = 2;
+  EXPECT_EQ(train::train(r).steps, 3);
+  EXPECT_EQ(io::read_file(weights), before);
+  EXPECT_NE(io::read_file(dir.file("run/train.log")).find("nothing to train: the run is at step 3"), std::string::npos);
+
+  // Early stopping: patience 1 with a validation BLEU that cannot improve on itself after the
+  // first epoch would have ended the run; a resume must not run another epoch.
+  train::TrainOptions e = tiny_run(dir, "early");
+  e.valid_path = e.train_path;
+  e.epochs = 50;
+  e.patience = 1;
+  e.lr = 1e-9;  // nothing changes: every epoch after the first is "not better"
+  const train::TrainResult stopped = train::train(e);
+  ASSERT_LT(stopped.epochs_done, 50);
+  train::TrainOptions re = resume_from(dir.file("early/checkpoint"));
+  EXPECT_EQ(train::train(re).steps, stopped.steps);
+  re.given = {"patience"};  // a larger patience continues it
+  re.patience = 2;
+  EXPECT_GT(train::train(re).steps, stopped.steps);
+}
+
+TEST(TrainCli, ResumeRefusesOptionsItWouldIgnoreAndTakesNewDataPaths) {
+  TempDir dir;
+  train::TrainOptions o = tiny_run(dir, "run");
+  o.max_steps = 2;
+  train::train(o);
+  // the stored data path is absolute
+  const std::string trainer = io::read_file(dir.file("run/checkpoint/trainer.json"));
+  EXPECT_NE(trainer.find(fmt::format("\"train\": \"{}\"", fs::path(o.train_path).lexically_normal().string())),
+            std::string::npos)
+      << trainer;
+  train::TrainOptions r = resume_from(dir.file("run/checkpoint"));
+  r.max_steps = 3;
+  r.given = {"resume", "lr", "hidden", "max-steps"};
+  try {
+    train::train(r);
+    ADD_FAILURE() << "--lr and --hidden were accepted on a resume";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("--lr, --hidden cannot change on a resume"), std::string::npos) << e.what();
+  }
+  // The data moved: --train names its new place.
+  fs::rename(o.train_path, dir.file("moved.tsv"));
+  r.given = {"resume", "max-steps"};
+  EXPECT_THROW(train::train(r), IOError);
+  r.given = {"resume", "max-steps", "train"};
+  r.train_path = dir.file("moved.tsv");
+  EXPECT_EQ(train::train(r).steps, 3);
+}
+
+TEST(TrainCli, ResumeIntoAnotherDirectoryTakesTheBestModelAlong) {
+  TempDir dir;
+  train::TrainOptions o = tiny_run(dir, "run");
+  o.valid_path = o.train_path;
+  o.epochs = 2;
+  o.max_steps = 5;  // epoch 1 validated (best saved), stopped in epoch 2
+  const train::TrainResult first = train::train(o);
+  ASSERT_GE(first.best_bleu, 0.0);
+  ASSERT_TRUE(fs::exists(dir.file("run/best/model.safetensors")));
+  train::TrainOptions r = resume_from(dir.file("run/checkpoint"));
+  r.out_dir = dir.file("elsewhere");
+  r.max_steps = 6;  // still in epoch 2: no validation, no new best
+  const train::TrainResult second = train::train(r);
+  EXPECT_EQ(second.best_dir, dir.file("elsewhere/best"));
+  EXPECT_EQ(io::read_file(dir.file("elsewhere/best/model.safetensors")), io::read_file(dir.file("run/best/model.safetensors")));
+  EXPECT_NO_THROW(models::load_checkpoint(dir.file("elsewhere/best")));
+}
+
+TEST(TrainCli, AnOutputDirectoryThatCannotBeWrittenFailsBeforeTraining) {
+  // (Not by permissions: the tests may run as root.) A file where a parent directory should be,
+  // and a train.log that cannot be opened for writing.
+  TempDir dir;
+  train::TrainOptions o = tiny_run(dir, "run");
+  io::write_file_atomic(dir.file("plain"), "x");
+  o.out_dir = dir.file("plain/sub");
+  try {
+    train::train(o);
+    ADD_FAILURE() << "trained into " << o.out_dir;
+  } catch (const IOError& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot create the output directory"), std::string::npos) << e.what();
+  }
+  o.out_dir = dir.file("logdir");
+  fs::create_directories(dir.file("logdir/train.log"));  // a directory: not writable as a file
+  try {
+    train::train(o);
+    ADD_FAILURE() << "trained without a log";
+  } catch (const IOError& e) {
+    EXPECT_NE(std::string(e.what()).find("train.log"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(dir.file("logdir/checkpoint")));
+}
+
 TEST(Checkpoint, SaveToAPathWithATrailingSlash) {
   TempDir dir;
   train::TrainOptions o = tiny_run(dir, "run");
@@ -215,8 +317,16 @@ TEST(Checkpoint, SaveToAPathWithATrailingSlash) {
   for (const auto& e : fs::directory_iterator(dir.file("x"))) inside.push_back(e.path().filename().string());
   std::sort(inside.begin(), inside.end());
   EXPECT_EQ(inside, (std::vector<std::string>{"config.json", "model.safetensors", "src.vocab", "tgt.vocab"}));
-  for (const auto& e : fs::directory_iterator(dir.path()))
+  for (const auto& e : fs::directory_iterator(dir.path())) {
     EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
+    EXPECT_EQ(e.path().filename().string().find(".old-"), std::string::npos) << e.path();
+  }
+  // A leftover of an earlier process with this pid (pid 1 in containers) does not stop a save.
+  const std::string stale = dir.file(fmt::format("x.old-{}", ::getpid()));
+  fs::create_directories(stale);
+  io::write_file_atomic(stale + "/junk", "x");
+  EXPECT_NO_THROW(models::save_checkpoint(dir.file("x"), *m.model, m.src_vocab, m.tgt_vocab));
+  EXPECT_NO_THROW(models::load_checkpoint(dir.file("x")));
   EXPECT_NO_THROW(models::load_checkpoint(dir.file("x") + "/"));
   EXPECT_EQ(models::normalize_dir(dir.file("x") + "/./"), fs::path(dir.file("x")));
 }

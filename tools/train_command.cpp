@@ -44,8 +44,11 @@ void add_train_command(CLI::App& app) {
   c->add_flag("--skip-bad-lines", o.skip_bad_lines, "Skip malformed lines with a warning instead of failing");
   c->add_flag("--profile", o.profile, "Report the time per stage (encoder, attention, decoder cell, ...)");
   c->add_flag("--quiet", o.quiet, "Only the log file");
-  c->callback([epochs] {
+  c->callback([c, epochs] {
     o.epochs_given = epochs->count() > 0;  // even when it equals the default
+    o.given.clear();
+    for (const CLI::Option* opt : c->get_options())
+      if (opt->count() > 0 && !opt->get_lnames().empty()) o.given.push_back(opt->get_lnames().front());
     if (o.resume_dir.empty()) {
       ATTN_CHECK(!o.train_path.empty(), ValueError, "train: --train FILE is required (or --resume DIR)");
       ATTN_CHECK(!o.out_dir.empty(), ValueError, "train: --out DIR is required");

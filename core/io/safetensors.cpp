@@ -34,6 +34,17 @@ const char* dtype_code(DType t) {
   }
 }
 
+// A header value for an error message. The header is untrusted: a value can be nested a
+// hundred thousand levels deep (nlohmann's dump() recurses once per level: a stack overflow) or
+// be megabytes long, so only a short flat array or a short scalar is shown as it is.
+std::string brief(const json& j) {
+  auto shown = [](const json& v) { return v.is_number() || v.is_boolean() || v.is_null(); };
+  if (shown(j) || (j.is_array() && j.size() <= 16 && std::all_of(j.begin(), j.end(), shown))) return j.dump();
+  if (j.is_string() && j.get_ref<const std::string&>().size() <= 40) return j.dump();
+  if (j.is_array()) return fmt::format("(an array of {} items, not all numbers)", j.size());
+  return fmt::format("(a JSON {})", j.type_name());
+}
+
 bool dtype_from_code(const std::string& code, DType& out) {
   if (code == "F32") out = DType::Float32;
   else if (code == "F64") out = DType::Float64;
@@ -173,17 +184,17 @@ SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& w
     if (!jd.is_string()) throw fail(fmt::format("{}: 'dtype' is not a string", where));
     Entry e{name, DType::Float32, {}, 0, 0};
     if (!dtype_from_code(jd.get<std::string>(), e.dtype))
-      throw fail(fmt::format("{}: unsupported dtype '{}' (F32, F64, I64 and BOOL are supported)", where,
-                             jd.get<std::string>()));
+      throw fail(fmt::format("{}: unsupported dtype {} (F32, F64, I64 and BOOL are supported)", where,
+                             jd.get_ref<const std::string&>().size() <= 40 ? "'" + jd.get<std::string>() + "'" : brief(jd)));
     const json& js = info["shape"];
     if (!js.is_array()) throw fail(fmt::format("{}: 'shape' is not an array", where));
     if (js.size() > 16) throw fail(fmt::format("{}: {} dimensions (at most 16 are supported)", where, js.size()));
     bool has_zero = false;
     for (const json& d : js) {
       if (!d.is_number_unsigned())
-        throw fail(fmt::format("{}: shape {} holds something other than a non-negative integer", where, js.dump()));
+        throw fail(fmt::format("{}: shape {} holds something other than a non-negative integer", where, brief(js)));
       const uint64_t v = d.get<uint64_t>();
-      if (v > (uint64_t{1} << 56)) throw fail(fmt::format("{}: shape {} is too large", where, js.dump()));
+      if (v > (uint64_t{1} << 56)) throw fail(fmt::format("{}: shape {} is too large", where, brief(js)));
       has_zero = has_zero || v == 0;
       e.shape.push_back(static_cast<int64_t>(v));
     }
@@ -193,20 +204,20 @@ SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& w
     } else {
       for (int64_t d : e.shape) {
         const auto v = static_cast<uint64_t>(d);
-        if (numel > (uint64_t{1} << 56) / v) throw fail(fmt::format("{}: shape {} is too large", where, js.dump()));
+        if (numel > (uint64_t{1} << 56) / v) throw fail(fmt::format("{}: shape {} is too large", where, brief(js)));
         numel *= v;
       }
     }
     const json& jo = info["data_offsets"];
     if (!jo.is_array() || jo.size() != 2 || !jo[0].is_number_unsigned() || !jo[1].is_number_unsigned())
-      throw fail(fmt::format("{}: 'data_offsets' must be two non-negative integers, found {}", where, jo.dump()));
+      throw fail(fmt::format("{}: 'data_offsets' must be two non-negative integers, found {}", where, brief(jo)));
     e.begin = jo[0].get<uint64_t>();
     e.end = jo[1].get<uint64_t>();
     if (e.end < e.begin) throw fail(fmt::format("{}: data_offsets [{}, {}] end before they begin", where, e.begin, e.end));
     const uint64_t expected = numel * dtype_size(e.dtype);
     if (e.end - e.begin != expected)
       throw fail(fmt::format("{}: data_offsets [{}, {}] hold {} bytes, but dtype {} and shape {} need {}", where, e.begin,
-                             e.end, e.end - e.begin, jd.get<std::string>(), js.dump(), expected));
+                             e.end, e.end - e.begin, jd.get<std::string>(), brief(js), expected));
     entries.push_back(std::move(e));
   }
 

@@ -81,9 +81,10 @@ std::vector<std::string> tokenize(std::string_view text) {
         }
       } else if (next_word && c != U'\'') {  // ’ne, ’s: a typographic apostrophe starts a word
         word += '\'';
-      } else {  // an opening quote ('Hallo'), or a lone mark
+      } else {  // an opening quote ('Hallo'), a closing one after punctuation ('Geh!'), or a lone mark
         tokens.push_back(utf8_of(c));
         if (next_word) ++open_single;
+        else if (open_single > 0) --open_single;
       }
       continue;
     }

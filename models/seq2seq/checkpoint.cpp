@@ -1,6 +1,11 @@
 #include "models/seq2seq/checkpoint.h"
 
+#include <fcntl.h>
+#include <stdio.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <filesystem>
 #include <map>
@@ -54,14 +59,65 @@ void check_config_against_weights(const ModelConfig& c, const io::SafetensorsFil
 
 }  // namespace
 
+namespace {
+
+// Puts the directory `tmp`, complete, in the place of `target` (`dir` as the caller named it,
+// for messages). Where the kernel can, in one step (renameat2 RENAME_EXCHANGE): at every moment
+// `target` is the old directory or the new one, and the old one, now at `tmp`, is removed
+// afterwards. Elsewhere the old one moves aside first and is removed last, which leaves a moment
+// without `target`. `tmp` is gone afterwards, also on failure.
+void install_dir(const fs::path& tmp, const fs::path& target, const std::string& dir) {
+  std::error_code ec;
+  const bool had_old = fs::exists(target);
+#ifdef RENAME_EXCHANGE
+  if (had_old) {
+    if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, target.c_str(), RENAME_EXCHANGE) == 0) {
+      fs::remove_all(tmp, ec);
+      return;
+    }
+    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP) {
+      const std::string why = std::strerror(errno);
+      fs::remove_all(tmp, ec);
+      throw IOError(fmt::format("cannot replace {}: {}", dir, why));
+    }
+  }
+#endif
+  const fs::path old = target.string() + fmt::format(".old-{}", ::getpid());
+  fs::remove_all(old, ec);  // a leftover of an earlier process with this pid
+  if (had_old) {
+    fs::rename(target, old, ec);
+    if (ec) {
+      const std::string why = ec.message();
+      fs::remove_all(tmp, ec);
+      throw IOError(fmt::format("cannot replace {}: {}", dir, why));
+    }
+  }
+  fs::rename(tmp, target, ec);
+  if (ec) {
+    const std::string why = ec.message();
+    if (had_old) fs::rename(old, target, ec);
+    fs::remove_all(tmp, ec);
+    throw IOError(fmt::format("cannot move a new {} into place: {}", dir, why));
+  }
+  if (had_old) fs::remove_all(old, ec);
+}
+
+// "<target>.tmp-<pid>", empty: where a new version of `target` is assembled.
+fs::path fresh_tmp(const fs::path& target) {
+  const fs::path tmp = target.string() + fmt::format(".tmp-{}", ::getpid());
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  return tmp;
+}
+
+}  // namespace
+
 void save_checkpoint(const std::string& dir, const Seq2Seq& model, const data::Vocab& src_vocab,
                      const data::Vocab& tgt_vocab, const TrainingState* training) {
   // Normalised, so that "x/" writes its temporary "x.tmp-<pid>" beside x, not inside it.
   const fs::path target = normalize_dir(dir);
-  const fs::path tmp = target.string() + fmt::format(".tmp-{}", ::getpid());
-  const fs::path old = target.string() + fmt::format(".old-{}", ::getpid());
+  const fs::path tmp = fresh_tmp(target);
   std::error_code ec;
-  fs::remove_all(tmp, ec);
   try {
     fs::create_directories(tmp);
     io::save_safetensors((tmp / "model.safetensors").string(), model.named_parameters(),
@@ -80,18 +136,20 @@ void save_checkpoint(const std::string& dir, const Seq2Seq& model, const data::V
     fs::remove_all(tmp, ec);
     throw;
   }
-  // Swap the new directory in: the old one moves aside first and is removed last.
-  const bool had_old = fs::exists(target);
-  if (had_old) {
-    fs::rename(target, old, ec);
-    if (ec) throw IOError(fmt::format("cannot replace checkpoint {}: {}", dir, ec.message()));
-  }
-  fs::rename(tmp, target, ec);
+  install_dir(tmp, target, fmt::format("checkpoint {}", dir));
+}
+
+void copy_model_dir(const std::string& from, const std::string& to) {
+  const fs::path target = normalize_dir(to);
+  const fs::path tmp = fresh_tmp(target);
+  std::error_code ec;
+  fs::copy(normalize_dir(from), tmp, fs::copy_options::recursive, ec);
   if (ec) {
-    if (had_old) fs::rename(old, target);
-    throw IOError(fmt::format("cannot move checkpoint into {}: {}", dir, ec.message()));
+    const std::string why = ec.message();
+    fs::remove_all(tmp, ec);
+    throw IOError(fmt::format("cannot copy {} to {}: {}", from, to, why));
   }
-  if (had_old) fs::remove_all(old, ec);
+  install_dir(tmp, target, to);
 }
 
 LoadedModel load_checkpoint(const std::string& dir, Device device) {

@@ -38,6 +38,10 @@ std::filesystem::path normalize_dir(const std::string& dir);
 void save_checkpoint(const std::string& dir, const Seq2Seq& model, const data::Vocab& src_vocab,
                      const data::Vocab& tgt_vocab, const TrainingState* training = nullptr);
 
+// A model directory copied whole to `to`, replacing what is there the way save_checkpoint does
+// (a resumed run's best model, when it continues in another output directory).
+void copy_model_dir(const std::string& from, const std::string& to);
+
 struct LoadedModel {
   ModelConfig config;
   data::Vocab src_vocab, tgt_vocab;

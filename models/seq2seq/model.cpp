@@ -61,7 +61,10 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& w
   }
   ATTN_CHECK(c.hidden > 0 && c.layers > 0 && c.src_vocab_size > 4 && c.tgt_vocab_size > 4 && c.max_src_len > 0 &&
                  c.dropout >= 0 && c.dropout < 1,
-             IOError, "{}: model config out of range: {}", what, j.dump());
+             IOError,
+             "{}: model config out of range: hidden {}, layers {}, source / target vocabulary {} / {} (each needs more "
+             "than the 4 special tokens), max_src_len {}, dropout {}",
+             what, c.hidden, c.layers, c.src_vocab_size, c.tgt_vocab_size, c.max_src_len, c.dropout);
   return c;
 }
 

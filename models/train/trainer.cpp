@@ -7,9 +7,11 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <set>
 
 #include "core/optim/optimizer.h"
 #include "core/profiler.h"
@@ -93,6 +95,8 @@ class Reporter {
  public:
   Reporter(const std::string& log_path, bool quiet) : quiet_(quiet), tty_(::isatty(STDOUT_FILENO) == 1) {
     log_.open(log_path, std::ios::app);
+    // the first write into the output directory: a read-only one fails here, before any training
+    ATTN_CHECK(log_.is_open(), IOError, "cannot write {}: {}", log_path, std::strerror(errno));
   }
   void line(const std::string& s) {
     if (!quiet_) {
@@ -224,8 +228,23 @@ TrainResult train(const TrainOptions& cli) {
     ATTN_CHECK(resumed->training.has_value(), IOError, "{}: no training state to resume (trainer.json is missing)",
                cli.resume_dir);
     rs = read_resume_state(resumed->training->trainer, (resume_dir / "trainer.json").string());
-    // Continue with the run's own options; the command line may extend the limits.
+    // Continue with the run's own options; the command line may extend the limits, move the data
+    // files and change the early-stopping patience. Anything else it names is an error: ignoring
+    // it silently would train something other than what was asked.
+    static const std::set<std::string> kResumable = {"resume", "out", "max-steps", "time-limit", "epochs", "device",
+                                                     "profile", "quiet", "log-every", "train", "valid", "patience"};
+    std::string fixed;
+    for (const std::string& name : cli.given)
+      if (!kResumable.count(name)) fixed += (fixed.empty() ? "--" : ", --") + name;
+    ATTN_CHECK(fixed.empty(), ValueError,
+               "train --resume: {} cannot change on a resume, which continues with the options stored in {} (for "
+               "an exact continuation); leave them out, or start a new run",
+               fixed, (resume_dir / "trainer.json").string());
+    auto given = [&](const char* name) { return std::find(cli.given.begin(), cli.given.end(), name) != cli.given.end(); };
     opt = rs.options;
+    if (given("train")) opt.train_path = cli.train_path;
+    if (given("valid")) opt.valid_path = cli.valid_path;
+    if (given("patience")) opt.patience = cli.patience;
     opt.resume_dir = resume_dir.string();
     opt.out_dir = cli.out_dir.empty() ? resume_dir.parent_path().string() : cli.out_dir;
     opt.max_steps = cli.max_steps;  // the limits are the new command line's (0: none)
@@ -237,7 +256,14 @@ TrainResult train(const TrainOptions& cli) {
     opt.log_every = cli.log_every;
   }
   check_options(opt);
-  fs::create_directories(opt.out_dir);
+  // Data paths absolute, as trainer.json stores them: a resume from another directory finds them.
+  for (std::string* path : {&opt.train_path, &opt.valid_path})
+    if (!path->empty()) *path = fs::absolute(*path).lexically_normal().string();
+  try {
+    fs::create_directories(opt.out_dir);
+  } catch (const fs::filesystem_error& e) {
+    throw IOError(fmt::format("cannot create the output directory {}: {}", opt.out_dir, e.code().message()));
+  }
   Reporter rep((fs::path(opt.out_dir) / "train.log").string(), opt.quiet);
   const Device device = opt.device == "auto" ? (kernels::has_backend(DeviceType::CUDA) ? kCUDA : kCPU) : Device::parse(opt.device);
 
@@ -370,6 +396,30 @@ TrainResult train(const TrainOptions& cli) {
     model->train();
     return v;
   };
+
+  if (resumed) {
+    // Continuing in another directory: the run's best model so far goes along, so that OUT/best
+    // is the best of the whole run (it is only rewritten when validation improves on it).
+    const fs::path old_best = fs::path(opt.resume_dir).parent_path() / "best";
+    if (best_bleu >= 0 && fs::is_directory(old_best) && models::normalize_dir(result.best_dir) != models::normalize_dir(old_best.string()))
+      models::copy_model_dir(old_best.string(), result.best_dir);
+    // A run that already reached its end trains nothing more (a resume of a finished run used
+    // to take one more step, or a whole epoch after early stopping, and overwrite the checkpoint).
+    const char* finished = opt.max_steps > 0 && step >= opt.max_steps ? "--max-steps"
+                           : epoch >= opt.epochs                    ? "--epochs"
+                           : !valid_examples.empty() && bad_epochs >= opt.patience ? "early stopping (--patience)"
+                                                                                    : nullptr;
+    if (finished) {
+      rep.line(fmt::format("nothing to train: the run is at step {} (epoch {}), where {} ends it; raise the limit to "
+                           "continue",
+                           step, epoch + 1, finished));
+      result.steps = step;
+      result.epochs_done = epoch;
+      result.best_bleu = best_bleu;
+      result.checkpoint_dir = opt.resume_dir;
+      return result;
+    }
+  }
 
   SignalScope signals;
   const int64_t batches_per_epoch = batcher.num_batches();

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -30,6 +31,11 @@ struct TrainOptions {
   // time_limit (0: none) and, when epochs_given (set by `attn train` when --epochs is on the
   // command line), epochs.
   bool epochs_given = false;
+  // The options named on the command line (long names, no dashes; set by `attn train`). With
+  // resume_dir, naming one that a resume cannot change (anything that shapes the model, the data
+  // or the optimization) is an error instead of being ignored; --train and --valid give the data
+  // files' new paths (the run stores them absolute), --patience a new early-stopping limit.
+  std::vector<std::string> given;
   double lr = 1e-3, dropout = 0.1, teacher_forcing = 0.5, clip = 1.0, label_smoothing = 0.0;
   uint64_t seed = 1;
   std::string device = "auto";
