@@ -39,6 +39,13 @@ inline int64_t wrap_dim(int64_t dim, int64_t rank, std::string_view op) {
   return dim < 0 ? dim + r : dim;
 }
 
+// wrap_dim for the ops that index an existing dim (size, stride, narrow, cat, split): a 0-d
+// tensor has none (wrap_dim lets dim 0 / -1 through for it, as reductions over "all" of a scalar).
+inline int64_t wrap_existing_dim(int64_t dim, int64_t rank, std::string_view op) {
+  ATTN_CHECK(rank > 0, IndexError, "{}: dim {} of a 0-d tensor, which has no dims", op, dim);
+  return wrap_dim(dim, rank, op);
+}
+
 // The shape two operands broadcast to (numpy / PyTorch rules); ShapeError when they cannot.
 Shape broadcast_shapes(const Shape& a, const Shape& b, std::string_view op);
 

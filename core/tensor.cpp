@@ -13,8 +13,8 @@ namespace attn {
 
 // ---------------------------------------------------------------- metadata
 
-int64_t Tensor::size(int64_t d) const { return shape()[wrap_dim(d, dim(), "size")]; }
-int64_t Tensor::stride(int64_t d) const { return strides()[wrap_dim(d, dim(), "stride")]; }
+int64_t Tensor::size(int64_t d) const { return shape()[wrap_existing_dim(d, dim(), "size")]; }
+int64_t Tensor::stride(int64_t d) const { return strides()[wrap_existing_dim(d, dim(), "stride")]; }
 
 bool Tensor::is_contiguous() const {
   if (numel() == 0) return true;  // nothing to lay out (as in PyTorch)
@@ -27,6 +27,12 @@ bool Tensor::is_contiguous() const {
     expected *= s[i];
   }
   return true;
+}
+
+bool Tensor::has_internal_overlap() const {
+  for (int64_t d = 0; d < dim(); ++d)
+    if (shape()[d] > 1 && strides()[d] == 0) return true;
+  return false;
 }
 
 // ---------------------------------------------------------------- creation
@@ -169,6 +175,39 @@ template bool Tensor::item<bool>() const;
 // ---------------------------------------------------------------- in-place writes
 
 namespace {
+
+// The element range [first, last] a non-empty view covers in its storage.
+std::pair<int64_t, int64_t> element_extent(const Tensor& t) {
+  int64_t first = t.offset(), last = t.offset();
+  for (int64_t d = 0; d < t.dim(); ++d) {
+    const int64_t span = (t.shape()[d] - 1) * t.strides()[d];
+    (span < 0 ? first : last) += span;
+  }
+  return {first, last};
+}
+
+// An in-place op's target and its tensor operand: the operand broadcasts into the target's
+// shape; no two elements of the target share memory (an expanded view: the kernel would write
+// them in an undefined order); and the operand is not another view overlapping the target (the
+// kernel would read elements it has already overwritten). The same view as the target is fine.
+void check_inplace_operand(const Tensor& self, const Tensor& other, std::string_view op) {
+  ATTN_CHECK(other.dim() <= self.dim() && broadcast_shapes(self.shape(), other.shape(), op) == self.shape(), ShapeError,
+             "{}: an operand of shape {} does not broadcast into the target's shape {}", op, other.shape(),
+             self.shape());
+  ATTN_CHECK(!self.has_internal_overlap(), ValueError,
+             "{}: the target (shape {}, strides {}) has elements that share memory (an expanded view); write into "
+             "a contiguous copy",
+             op, self.shape(), self.strides());
+  if (self.storage() != other.storage() || self.numel() == 0 || other.numel() == 0) return;
+  if (self.offset() == other.offset() && self.shape() == other.shape() && self.strides() == other.strides()) return;
+  const auto [a0, a1] = element_extent(self);
+  const auto [b0, b1] = element_extent(other);
+  ATTN_CHECK(a1 < b0 || b1 < a0, ValueError,
+             "{}: the operand (shape {}, strides {}) is another view of the target's memory (shape {}, strides {}); "
+             "pass a copy of it (clone())",
+             op, other.shape(), other.strides(), self.shape(), self.strides());
+}
+
 void check_inplace(const Tensor& t, std::string_view op) {
   ATTN_CHECK(t.defined(), ValueError, "{}: undefined tensor", op);
   ATTN_CHECK(!(GradMode::is_enabled() && t.requires_grad()), AutogradError,
@@ -189,9 +228,8 @@ Tensor& Tensor::zero_() { return fill_(0.0); }
 
 Tensor& Tensor::copy_(const Tensor& src) {
   check_inplace(*this, "copy_");
-  broadcast_shapes(shape(), src.shape(), "copy_");  // throws when src cannot fill this
-  ATTN_CHECK(src.dim() <= dim(), ShapeError, "copy_: source of shape {} does not fit into {}",
-             src.shape(), shape());
+  ATTN_CHECK(src.defined(), ValueError, "copy_: undefined source tensor");
+  check_inplace_operand(*this, src, "copy_");
   Tensor s = src;
   if (s.device() != device()) {
     NoGradGuard g;
@@ -204,9 +242,8 @@ Tensor& Tensor::copy_(const Tensor& src) {
 
 Tensor& Tensor::add_(const Tensor& other, double alpha) {
   check_inplace(*this, "add_");
-  broadcast_shapes(shape(), other.shape(), "add_");
-  ATTN_CHECK(other.dim() <= dim(), ShapeError, "add_: {} does not broadcast into {}",
-             other.shape(), shape());
+  ATTN_CHECK(other.defined(), ValueError, "add_: undefined operand");
+  check_inplace_operand(*this, other, "add_");
   ATTN_CHECK(other.dtype() == dtype(), DTypeError, "add_: dtypes {} and {} differ", dtype(),
              other.dtype());
   auto& be = kernels::dispatch("add_", {this, &other});
@@ -230,9 +267,9 @@ Tensor& Tensor::mul_(double value) {
 
 Tensor& Tensor::mul_(const Tensor& other) {
   check_inplace(*this, "mul_");
-  broadcast_shapes(shape(), other.shape(), "mul_");
-  ATTN_CHECK(other.dim() <= dim(), ShapeError, "mul_: {} does not broadcast into {}",
-             other.shape(), shape());
+  ATTN_CHECK(other.defined(), ValueError, "mul_: undefined operand");
+  check_inplace_operand(*this, other, "mul_");
+  ATTN_CHECK(other.dtype() == dtype(), DTypeError, "mul_: dtypes {} and {} differ", dtype(), other.dtype());
   kernels::dispatch("mul_", {this, &other}).binary(kernels::BinaryOp::Mul, *this, *this, other);
   storage()->bump_version();
   return *this;
@@ -242,7 +279,7 @@ Tensor& Tensor::masked_fill_(const Tensor& mask, double value) {
   check_inplace(*this, "masked_fill_");
   ATTN_CHECK(mask.dtype() == DType::Bool, DTypeError, "masked_fill_: mask must be bool, got {}",
              mask.dtype());
-  broadcast_shapes(shape(), mask.shape(), "masked_fill_");
+  check_inplace_operand(*this, mask, "masked_fill_");
   kernels::dispatch("masked_fill_", {this, &mask}).masked_fill(*this, *this, mask, value);
   storage()->bump_version();
   return *this;

@@ -39,6 +39,9 @@ class Tensor {
   DType dtype() const;
   Device device() const;
   bool is_contiguous() const;
+  // Whether two elements share memory (a dim of size > 1 with stride 0, as expand makes): an
+  // in-place write into such a view is refused.
+  bool has_internal_overlap() const;
   const std::shared_ptr<Storage>& storage() const;
   uint64_t version() const;  // bumped by every in-place write into the storage
 

@@ -310,5 +310,91 @@ TEST(Autograd, LinearAndLstmWeightGradientsGoStraightIntoALeafGrad) {
   for (int i = 0; i < 3; ++i) EXPECT_TRUE(all_close(odd[i].grad(), via[i].grad() * 2.0, 1e-12, 1e-12)) << i;
 }
 
+// ---------------------------------------------------------------- corner cases from a review
+
+TEST(Autograd, ReductionsTakeAGradientThatIsASliceOfALargerOne) {
+  // cat / stack hand each input a slice (with an offset) of their gradient: sum, mean and max
+  // read it from the slice, not from the start of the storage.
+  Tensor a = leaf({0.5, -1.0, 2.0}), b = leaf({1.5, 0.25, -3.0});
+  const Tensor w = from_vector(std::vector<double>{1, 2, 3, 4}, Shape{4});
+  sum(cat({sum(a.view({1, 3}), {1}), mean(b.view({1, 3}), {1}), max(a.view({1, 3}), 1).values,
+           max(b.view({1, 3}), 1).values},
+          0) *
+      w)
+      .backward();
+  // d/da: 1 from the sum, + 3 at a's maximum (index 2); d/db: 2/3 from the mean, + 4 at index 0
+  EXPECT_EQ(a.grad().to_vector<double>(), (std::vector<double>{1.0, 1.0, 4.0}));
+  const std::vector<double> gb = b.grad().to_vector<double>();
+  EXPECT_NEAR(gb[0], 2.0 / 3 + 4.0, 1e-12);
+  EXPECT_NEAR(gb[1], 2.0 / 3, 1e-12);
+  EXPECT_NEAR(gb[2], 2.0 / 3, 1e-12);
+  Tensor c = leaf({2.0, 4.0});
+  sum(stack({sum(c), mean(c)}, 0) * from_vector(std::vector<double>{1, 10}, Shape{2})).backward();
+  EXPECT_EQ(c.grad().to_vector<double>(), (std::vector<double>{6.0, 6.0}));  // 1 + 10 / 2
+}
+
+TEST(Autograd, ScalarsHaveNoDimToIndexButReduceOverDimZero) {
+  const Tensor s = from_vector(std::vector<double>{0.75}, Shape{}).requires_grad_(true);
+  EXPECT_THROW(s.size(0), IndexError);
+  EXPECT_THROW(s.stride(-1), IndexError);
+  EXPECT_THROW(cat({s, s}, 0), IndexError);
+  EXPECT_THROW(s.narrow(0, 0, 1), IndexError);
+  EXPECT_THROW(split(s, 1, 0), IndexError);
+  Tensor m = mean(s, {-1});  // PyTorch: the scalar itself, gradient 1
+  EXPECT_EQ(m.dim(), 0);
+  EXPECT_DOUBLE_EQ(m.item<double>(), 0.75);
+  sum(s, {0}).backward();
+  m.backward();
+  EXPECT_DOUBLE_EQ(s.grad().item<double>(), 2.0);
+}
+
+TEST(Autograd, PowerZeroHasGradientZeroAtZero) {
+  Tensor x = leaf({0.0, 1.5, -2.0});
+  sum(pow(x, 0.0)).backward();
+  EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{0.0, 0.0, 0.0}));
+}
+
+TEST(Autograd, InPlaceOpsRefuseOverlapsAndForeignDtypes) {
+  Tensor t = from_vector(std::vector<double>{1, 2, 3, 4}, Shape{2, 2});
+  EXPECT_THROW(t.add_(t.t()), ValueError);           // the operand is another view of the target
+  EXPECT_THROW(t.add_(t.select(0, 0)), ValueError);  // a row of it, broadcast over the rows
+  EXPECT_NO_THROW(t.add_(t));                        // the same view: elementwise, fine
+  EXPECT_EQ(t.to_vector<double>(), (std::vector<double>{2, 4, 6, 8}));
+  EXPECT_NO_THROW(t.select(0, 1).add_(t.select(0, 0)));  // disjoint views of one storage
+  EXPECT_EQ(t.to_vector<double>(), (std::vector<double>{2, 4, 8, 12}));
+  Tensor row = from_vector(std::vector<double>{1, 2}, Shape{1, 2});
+  EXPECT_THROW(row.expand({3, 2}).add_(ones({3, 2}, {.dtype = DType::Float64})), ValueError);
+  EXPECT_THROW(t.mul_(ones({2, 2})), DTypeError);  // float32 into float64: read as the wrong type
+  EXPECT_THROW(t.copy_(ones({1, 4}, {.dtype = DType::Float64})), ShapeError);
+  EXPECT_THROW(from_vector(std::vector<double>{1, 2, 3}, Shape{3, 1}).add_(ones({1, 4}, {.dtype = DType::Float64})),
+               ShapeError);
+  // A .grad set to an expanded view accumulates out of place, with the right values.
+  Tensor x = leaf({1.0, 2.0, 3.0});
+  x.set_grad(from_vector(std::vector<double>{1.0}, Shape{1}).expand({3}));
+  sum(x * from_vector(std::vector<double>{1, 2, 3}, Shape{3})).backward();
+  EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{2.0, 3.0, 4.0}));
+}
+
+TEST(Autograd, EmbeddingOfZeroWidthRowsHasAGradient) {
+  Tensor w = zeros({5, 0}, {.dtype = DType::Float64}).requires_grad_(true);
+  const Tensor idx = from_vector(std::vector<int64_t>{1, 3, 1}, Shape{3});
+  Tensor y = embedding(w, idx);
+  EXPECT_EQ(y.shape(), (Shape{3, 0}));
+  sum(y).backward();
+  EXPECT_EQ(w.grad().shape(), (Shape{5, 0}));
+}
+
+TEST(Autograd, ALongChainIsFreedWithoutRecursion) {
+  // 300k nodes: freeing them one destructor inside the next overflowed the stack (at ~200k).
+  Tensor x = leaf({1.0});
+  Tensor y = x;
+  for (int i = 0; i < 300000; ++i) y = y * 1.0;
+  Tensor z = x;
+  for (int i = 0; i < 300000; ++i) z = z * x;  // saved inputs hold the chain too
+  y = Tensor();
+  z = Tensor();
+  SUCCEED();
+}
+
 }  // namespace
 }  // namespace attn::test

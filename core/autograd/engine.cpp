@@ -52,6 +52,25 @@ void set_history(Tensor& out, const std::shared_ptr<Node>& node, uint32_t output
   meta.output_nr = output_nr;
 }
 
+Node::~Node() {
+  // The members of the derived node (its saved tensors) are gone by now. The nodes that only this
+  // one still holds are moved onto a local stack and freed one at a time, each first dropping
+  // its saved tensors (which can hold the same nodes through their grad_fn) and giving up its
+  // own only-held nodes, so no node's destructor runs inside another's.
+  std::vector<std::shared_ptr<Node>> dying;
+  auto adopt = [&dying](Node& n) {
+    for (Edge& e : n.next_edges)
+      if (e.fn && e.fn.use_count() == 1) dying.push_back(std::move(e.fn));
+  };
+  adopt(*this);
+  while (!dying.empty()) {
+    std::shared_ptr<Node> n = std::move(dying.back());
+    dying.pop_back();
+    n->release_saved();
+    adopt(*n);
+  }  // n is freed here with none of its edges left to free
+}
+
 TensorList AccumulateGrad::apply(TensorList& grads) {
   Tensor& g = grads[0];
   if (!g.defined()) return {};
@@ -65,6 +84,8 @@ TensorList AccumulateGrad::apply(TensorList& grads) {
     const bool exclusive = g.impl_ptr().use_count() == 1 && g.storage().use_count() == 1 &&
                            g.is_contiguous() && g.offset() == 0;
     meta.grad = exclusive ? std::move(g) : g.clone();
+  } else if (meta.grad.has_internal_overlap()) {
+    meta.grad = add(meta.grad, g);  // a .grad set to an expanded view: elements share memory
   } else {
     meta.grad.add_(g);
   }

@@ -22,7 +22,9 @@ struct Edge {
 
 class Node {
  public:
-  virtual ~Node() = default;
+  // Frees a long chain of nodes without recursion (engine.cpp): a graph of 200k steps
+  // overflowed the stack when each node's destructor ran the next one's.
+  virtual ~Node();
   virtual std::string_view name() const = 0;
   // `grads` has one entry per forward output (undefined where that output got no gradient);
   // returns one gradient per next_edge (undefined where none is needed). Runs in no-grad mode.

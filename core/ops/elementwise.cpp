@@ -213,7 +213,8 @@ struct PowBackward final : Node {
   std::string_view name() const override { return "PowBackward"; }
   TensorList apply(TensorList& g) override {
     TensorList out(1);
-    out[0] = mul(g[0], mul(pow(x.unpack(name()), e - 1.0), e));
+    // x^0 is constant: its gradient is 0 everywhere, also at x = 0 (where x^-1 * 0 is NaN)
+    out[0] = e == 0.0 ? zeros_like(g[0]) : mul(g[0], mul(pow(x.unpack(name()), e - 1.0), e));
     return out;
   }
   void release_saved() override { x.release(); }

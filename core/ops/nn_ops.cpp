@@ -16,7 +16,7 @@ struct EmbeddingBackward final : Node {
   TensorList apply(TensorList& g) override {
     Tensor idx = indices.unpack(name());
     const int64_t D = g[0].size(-1);
-    Tensor g2 = g[0].reshape(Shape{-1, D});
+    Tensor g2 = g[0].reshape(Shape{idx.numel(), D});  // (not -1: ambiguous when D is 0)
     // A leaf weight (a decoder embeds one token per step: T calls per batch) gets its rows added
     // straight into its .grad: a dense (V, D) gradient per call, which the engine then summed,
     // cost a V x D fill and add per call (5% of a training step). With a padding row, whose

@@ -14,6 +14,7 @@ Shape normalize_dims(const Shape& dims, int64_t rank, std::string_view op) {
     return out;
   }
   for (int64_t d : dims) out.push_back(wrap_dim(d, rank, op));
+  if (rank == 0) return Shape{};  // dim 0 / -1 of a scalar: nothing to reduce (as in PyTorch)
   std::sort(out.begin(), out.end());
   for (size_t i = 1; i < out.size(); ++i) {
     ATTN_CHECK(out[i] != out[i - 1], ValueError, "{}: dim {} appears twice in {}", op, out[i], dims);
@@ -38,7 +39,8 @@ Tensor sum_to(const Tensor& x, const Shape& shape) {
     if (d < lead || (shape[d - lead] == 1 && x.size(d) != 1)) dims.push_back(d);
   }
   Tensor s = dims.empty() ? x : sum_keepdim(x, dims);
-  return alias(s.contiguous(), shape, contiguous_strides(shape), 0);
+  const Tensor c = s.contiguous();
+  return alias(c, shape, contiguous_strides(shape), c.offset());
 }
 
 namespace {
@@ -64,8 +66,9 @@ struct SumBackward final : Node {
   double scale = 1.0;  // 1/count for mean
   std::string_view name() const override { return scale == 1.0 ? "SumBackward" : "MeanBackward"; }
   TensorList apply(TensorList& g) override {
+    // (a slice of a larger gradient, e.g. through cat or stack, keeps its offset)
     Tensor gk = g[0].contiguous();
-    gk = alias(gk, keep, contiguous_strides(keep), 0);
+    gk = alias(gk, keep, contiguous_strides(keep), gk.offset());
     if (scale != 1.0) gk = mul(gk, scale);
     TensorList out(1);
     out[0] = gk.expand(x_shape);
@@ -123,7 +126,8 @@ struct MaxBackward final : Node {
     pos_shape[dim] = x_shape[dim];
     Tensor pos = arange(x_shape[dim], {DType::Int64, idx.device()}).view(pos_shape);
     Tensor hit = eq(pos, idx);  // (x_shape) by broadcasting
-    Tensor gk = alias(g[0].contiguous(), keep, contiguous_strides(keep), 0);
+    const Tensor gc = g[0].contiguous();
+    const Tensor gk = alias(gc, keep, contiguous_strides(keep), gc.offset());
     TensorList out(1);
     out[0] = masked_fill(gk.expand(x_shape), logical_not(hit), 0.0);
     return out;

@@ -207,7 +207,7 @@ Tensor Tensor::t() const {
 
 Tensor Tensor::narrow(int64_t dim_in, int64_t start, int64_t length) const {
   check_defined(*this, "narrow");
-  const int64_t d = wrap_dim(dim_in, dim(), "narrow");
+  const int64_t d = wrap_existing_dim(dim_in, dim(), "narrow");
   const int64_t size = shape()[d];
   if (start < 0) start += size;
   ATTN_CHECK(start >= 0 && length >= 0 && start + length <= size, IndexError,
@@ -384,7 +384,7 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim_in) {
   ATTN_CHECK(!tensors.empty(), ValueError, "cat: expects at least one tensor");
   const Tensor& first = tensors[0];
   check_defined(first, "cat");
-  const int64_t dim = wrap_dim(dim_in, first.dim(), "cat");
+  const int64_t dim = wrap_existing_dim(dim_in, first.dim(), "cat");
   Shape out_shape = first.shape();
   out_shape[dim] = 0;
   for (size_t i = 0; i < tensors.size(); ++i) {
@@ -445,7 +445,7 @@ Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
 
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim_in) {
   check_defined(x, "split");
-  const int64_t dim = wrap_dim(dim_in, x.dim(), "split");
+  const int64_t dim = wrap_existing_dim(dim_in, x.dim(), "split");
   int64_t total = 0;
   for (int64_t s : sizes) {
     ATTN_CHECK(s >= 0, ValueError, "split: negative size in {}", fmt::join(sizes, ", "));
@@ -466,7 +466,7 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, in
 std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim_in) {
   check_defined(x, "split");
   ATTN_CHECK(split_size > 0, ValueError, "split: split_size must be positive, got {}", split_size);
-  const int64_t dim = wrap_dim(dim_in, x.dim(), "split");
+  const int64_t dim = wrap_existing_dim(dim_in, x.dim(), "split");
   std::vector<int64_t> sizes;
   for (int64_t start = 0; start < x.size(dim); start += split_size)
     sizes.push_back(std::min(split_size, x.size(dim) - start));
