@@ -221,6 +221,20 @@ TEST(ClipGradNorm, ScalesToMaxNormLikePyTorch) {
   expect_near_all(b.grad().to_vector<double>(), {1.199999907692315}, 1e-15);
 }
 
+TEST(ClipGradNorm, ANaNNormMakesEveryGradientNaNAsInPyTorch) {
+  // torch.nn.utils.clip_grad_norm_: clamp(max_norm / (nan + 1e-6), max=1) is NaN and multiplies
+  // every gradient; std::min(1.0, NaN) was 1.0, an unclipped step with the finite ones.
+  Tensor a = from_vector<double>({3.0, 4.0}), b = from_vector<double>({12.0});
+  a.requires_grad_(true);
+  b.requires_grad_(true);
+  a.set_grad(from_vector<double>({3.0, std::nan("")}));
+  b.set_grad(from_vector<double>({12.0}));
+  EXPECT_TRUE(std::isnan(optim::clip_coefficient({a, b}, 1.0)));
+  EXPECT_TRUE(std::isnan(optim::clip_grad_norm_({a, b}, 1.0)));
+  EXPECT_TRUE(std::isnan(b.grad().item<double>()));
+  EXPECT_TRUE(std::isnan(a.grad().to_vector<double>()[0]));
+}
+
 TEST(ClipGradNorm, FusedCoefficientEqualsClippingThenStepping) {
   // clip_coefficient + step(scale) leaves the gradients alone and updates exactly like
   // clip_grad_norm_ followed by step().

@@ -215,13 +215,16 @@ double clip_coefficient(const std::vector<Tensor>& params, double max_norm, doub
   }
   const double norm = total.defined() ? std::sqrt(total.item<double>()) : 0.0;
   if (norm_out) *norm_out = norm;
-  return std::min(1.0, max_norm / (norm + 1e-6));
+  // As PyTorch's clamp(max=1): a NaN norm gives a NaN factor (std::min(1.0, NaN) is 1.0, which
+  // took an unclipped step with whatever was finite)
+  const double coef = max_norm / (norm + 1e-6);
+  return std::isnan(coef) ? coef : std::min(1.0, coef);
 }
 
 double clip_grad_norm_(const std::vector<Tensor>& params, double max_norm) {
   double norm = 0.0;
   const double coef = clip_coefficient(params, max_norm, &norm);
-  if (coef < 1.0) {
+  if (!(coef >= 1.0)) {  // (NaN too)
     NoGradGuard no_grad;
     for (const Tensor& p : params) {
       if (p.grad().defined()) {

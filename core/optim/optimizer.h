@@ -79,7 +79,8 @@ class Adam final : public Optimizer {
 };
 
 // Scales all gradients so that their joint L2 norm is at most max_norm; returns the norm before
-// clipping. Same formula as PyTorch: coef = min(1, max_norm / (norm + 1e-6)).
+// clipping. Same formula as PyTorch: coef = min(1, max_norm / (norm + 1e-6)); a NaN norm makes
+// every gradient NaN, as there.
 double clip_grad_norm_(const std::vector<Tensor>& params, double max_norm);
 
 // The same clipping without touching the gradients: the joint L2 norm (out) and the factor to
