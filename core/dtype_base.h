@@ -4,6 +4,7 @@
 // have a slot in the enum so the layout of Tensor does not change when they arrive.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -37,6 +38,15 @@ inline std::string_view dtype_name(DType t) {
 }
 
 inline bool is_floating(DType t) { return t == DType::Float32 || t == DType::Float64; }
+
+// Whether a double scalar is a value of the dtype: any finite or infinite number for floating
+// types, an integer in [-2^63, 2^63) for int64, 0 or 1 for bool. Arithmetic with a scalar that
+// is not (an int64 tensor times 0.5) would cut it to the element type.
+inline bool holds_value(DType t, double v) {
+  if (is_floating(t)) return true;
+  if (t == DType::Bool) return v == 0.0 || v == 1.0;
+  return v == std::floor(v) && v >= -9223372036854775808.0 && v < 9223372036854775808.0;  // (NaN: false)
+}
 
 template <typename T>
 struct dtype_of;

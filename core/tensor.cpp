@@ -246,6 +246,7 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
   check_inplace_operand(*this, other, "add_");
   ATTN_CHECK(other.dtype() == dtype(), DTypeError, "add_: dtypes {} and {} differ", dtype(),
              other.dtype());
+  ATTN_CHECK(holds_value(dtype(), alpha), DTypeError, "add_: alpha {} is not a {} value", alpha, dtype());
   auto& be = kernels::dispatch("add_", {this, &other});
   if (alpha == 1.0) {
     be.binary(kernels::BinaryOp::Add, *this, *this, other);
@@ -260,6 +261,7 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
 
 Tensor& Tensor::mul_(double value) {
   check_inplace(*this, "mul_");
+  ATTN_CHECK(holds_value(dtype(), value), DTypeError, "mul_: the scalar {} is not a {} value", value, dtype());
   kernels::backend(device()).unary(kernels::UnaryOp::MulScalar, *this, *this, value);
   storage()->bump_version();
   return *this;

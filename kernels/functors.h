@@ -47,7 +47,7 @@ ATTN_HD T sigmoid_(T x) {
 ATTN_UNARY(Neg, T, static_cast<T>(-x))
 ATTN_UNARY(Abs, T, x < T(0) ? static_cast<T>(-x) : x)
 ATTN_UNARY(Square, T, static_cast<T>(x * x))
-ATTN_UNARY(Relu, T, x > T(0) ? x : T(0))
+ATTN_UNARY(Relu, T, x > T(0) || x != x ? x : T(0))  // NaN stays NaN, as in PyTorch
 ATTN_UNARY(Exp, T, exp_(x))
 ATTN_UNARY(Log, T, log_(x))
 ATTN_UNARY(Tanh, T, tanh_(x))
@@ -78,8 +78,8 @@ ATTN_BINARY(Add, T, static_cast<T>(a + b))
 ATTN_BINARY(Sub, T, static_cast<T>(a - b))
 ATTN_BINARY(Mul, T, static_cast<T>(a * b))
 ATTN_BINARY(Div, T, static_cast<T>(a / b))
-ATTN_BINARY(Maximum, T, a < b ? b : a)
-ATTN_BINARY(Minimum, T, b < a ? b : a)
+ATTN_BINARY(Maximum, T, a < b || b != b ? b : a)  // a NaN on either side propagates, as in PyTorch
+ATTN_BINARY(Minimum, T, b < a || b != b ? b : a)
 ATTN_BINARY(TanhBackward, T, static_cast<T>(a * (T(1) - b * b)))      // a = grad, b = tanh(x)
 ATTN_BINARY(SigmoidBackward, T, static_cast<T>(a * b * (T(1) - b)))   // a = grad, b = sigmoid(x)
 ATTN_BINARY(ReluBackward, T, b > T(0) ? a : T(0))                     // a = grad, b = x or relu(x)
@@ -122,8 +122,49 @@ namespace attn::kernels {
 
 // Calls visit(functor) with the functor for `op` on elements of type T and returns true; returns
 // false when the op is not defined for T (exp of int64, ...), for the caller to report.
+// An integer tensor compared with a scalar that is not an integer of its range (2.5, 1e19, NaN)
+// cannot cast the scalar to the element type (2.5 would become 2); the same comparison is made
+// with an integer scalar instead, exactly: x < 2.5 is x < 3, x <= 2.5 is x <= 2, x == 2.5 is
+// never true, and beyond the range everything is on one side. Returns false for other ops.
+template <typename T>
+bool integer_comparison(UnaryOp& op, double& scalar) {
+  constexpr double kLow = -9223372036854775808.0, kHigh = 9223372036854775808.0;  // -2^63, 2^63
+  if (scalar == std::floor(scalar) && scalar >= kLow && scalar < kHigh) return false;  // exact
+  auto all = [&](bool value) {  // x >= min (all true) or x < min (all false)
+    op = value ? UnaryOp::GeScalar : UnaryOp::LtScalar;
+    scalar = kLow;
+  };
+  if (scalar != scalar) {  // NaN: only != holds
+    all(op == UnaryOp::NeScalar);
+  } else if (scalar >= kHigh || scalar < kLow) {
+    const bool above = scalar >= kHigh;  // every x lies below the scalar
+    switch (op) {
+      case UnaryOp::LtScalar: case UnaryOp::LeScalar: all(above); break;
+      case UnaryOp::GtScalar: case UnaryOp::GeScalar: all(!above); break;
+      case UnaryOp::EqScalar: all(false); break;
+      case UnaryOp::NeScalar: all(true); break;
+      default: return false;
+    }
+  } else {  // not an integer, inside the range
+    const double below = std::floor(scalar);
+    switch (op) {
+      case UnaryOp::LtScalar: op = UnaryOp::LeScalar; scalar = below; break;
+      case UnaryOp::LeScalar: scalar = below; break;
+      case UnaryOp::GtScalar: scalar = below; break;
+      case UnaryOp::GeScalar: op = UnaryOp::GtScalar; scalar = below; break;
+      case UnaryOp::EqScalar: all(false); break;
+      case UnaryOp::NeScalar: all(true); break;
+      default: return false;
+    }
+  }
+  return true;
+}
+
 template <typename T, typename Visit>
 bool visit_unary(UnaryOp op, double scalar, Visit&& visit) {
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    if (is_comparison(op)) integer_comparison<T>(op, scalar);
+  }
   const T s = static_cast<T>(scalar);
   if constexpr (std::is_same_v<T, bool>) {
     if (op == UnaryOp::LogicalNot) return visit(fn::LogicalNot<bool>{s}), true;
@@ -173,7 +214,6 @@ bool visit_binary(BinaryOp op, Visit&& visit) {
       case BinaryOp::Add: return visit(fn::Add<T>{}), true;
       case BinaryOp::Sub: return visit(fn::Sub<T>{}), true;
       case BinaryOp::Mul: return visit(fn::Mul<T>{}), true;
-      case BinaryOp::Div: return visit(fn::Div<T>{}), true;
       case BinaryOp::Maximum: return visit(fn::Maximum<T>{}), true;
       case BinaryOp::Minimum: return visit(fn::Minimum<T>{}), true;
       case BinaryOp::TanhBackward: return visit(fn::TanhBackward<T>{}), true;
@@ -186,6 +226,11 @@ bool visit_binary(BinaryOp op, Visit&& visit) {
       case BinaryOp::Gt: return visit(fn::Gt<T>{}), true;
       case BinaryOp::Ge: return visit(fn::Ge<T>{}), true;
       default: break;
+    }
+    // Division only for floating types: integer division truncates where PyTorch's div divides
+    // exactly, and an integer division by zero is a hardware trap (SIGFPE), not an error.
+    if constexpr (std::is_floating_point_v<T>) {
+      if (op == BinaryOp::Div) return visit(fn::Div<T>{}), true;
     }
   }
   return false;

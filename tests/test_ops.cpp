@@ -156,6 +156,57 @@ TEST(OpMax, ContiguousRowsGiveTheFirstLargestOrTheFirstNaN) {
   }
 }
 
+// An int64 tensor and a scalar that is not an int64 (2.5, 1e19, NaN): comparisons are exact
+// (the scalar used to be cast to the element type: lt(2, 2.5) was false), arithmetic is an
+// error instead of a result cut to integers, and integer division is refused (7 / 0 was a
+// SIGFPE that killed the process).
+TEST(OpScalars, IntegerTensorsAgainstScalarsThatAreNotIntegers) {
+  using B = std::vector<bool>;
+  auto bools = [](const Tensor& t) {
+    B out;
+    for (int64_t v : t.to(DType::Int64).to_vector<int64_t>()) out.push_back(v != 0);
+    return out;
+  };
+  const Tensor a = from_vector(std::vector<int64_t>{-2, 1, 2, 3}, Shape{4});
+  EXPECT_EQ(bools(lt(a, 2.5)), (B{true, true, true, false}));
+  EXPECT_EQ(bools(le(a, 2.5)), (B{true, true, true, false}));
+  EXPECT_EQ(bools(gt(a, 2.5)), (B{false, false, false, true}));
+  EXPECT_EQ(bools(ge(a, 2.5)), (B{false, false, false, true}));
+  EXPECT_EQ(bools(gt(a, -2.5)), (B{true, true, true, true}));
+  EXPECT_EQ(bools(lt(a, -1.5)), (B{true, false, false, false}));
+  EXPECT_EQ(bools(eq(a, 2.5)), (B{false, false, false, false}));
+  EXPECT_EQ(bools(ne(a, 2.5)), (B{true, true, true, true}));
+  EXPECT_EQ(bools(eq(a, 2.0)), (B{false, false, true, false}));  // an integer scalar: as before
+  EXPECT_EQ(bools(lt(a, 1e19)), (B{true, true, true, true}));
+  EXPECT_EQ(bools(ge(a, 1e19)), (B{false, false, false, false}));
+  EXPECT_EQ(bools(gt(a, -1e19)), (B{true, true, true, true}));
+  EXPECT_EQ(bools(eq(a, std::nan(""))), (B{false, false, false, false}));
+  EXPECT_EQ(bools(ne(a, std::nan(""))), (B{true, true, true, true}));
+  const Tensor extremes = from_vector(std::vector<int64_t>{INT64_MAX, INT64_MIN}, Shape{2});
+  EXPECT_EQ(bools(lt(extremes, 9223372036854775808.0)), (B{true, true}));  // 2^63: above every int64
+  EXPECT_EQ(bools(ge(extremes, -9223372036854775808.0)), (B{true, true}));
+  EXPECT_THROW(mul(a, 0.5), DTypeError);
+  EXPECT_THROW(add(a, 1e19), DTypeError);
+  EXPECT_EQ(mul(a, 2.0).to_vector<int64_t>(), (std::vector<int64_t>{-4, 2, 4, 6}));
+  Tensor c = a.clone();
+  EXPECT_THROW(c.mul_(0.5), DTypeError);
+  EXPECT_THROW(c.add_(a, 0.5), DTypeError);
+  EXPECT_EQ(c.to_vector<int64_t>(), a.to_vector<int64_t>());  // nothing written
+  EXPECT_THROW(div(a, from_vector(std::vector<int64_t>{1, 0, 1, 1}, Shape{4})), DTypeError);
+}
+
+TEST(OpScalars, MaximumAndReluPropagateNaNAsPyTorchDoes) {
+  const double nan = std::nan("");
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    const Tensor x = from_vector(std::vector<double>{nan, 1.0, 2.0}, Shape{3}).to(dtype);
+    const Tensor y = from_vector(std::vector<double>{1.0, nan, 0.5}, Shape{3}).to(dtype);
+    const std::vector<double> v = maximum(x, y).to_vector<double>();
+    EXPECT_TRUE(std::isnan(v[0]) && std::isnan(v[1])) << dtype_name(dtype);
+    EXPECT_EQ(v[2], 2.0);
+    EXPECT_TRUE(std::isnan(relu(x).to_vector<double>()[0])) << dtype_name(dtype);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Ops, OpForward, ::testing::ValuesIn(all_cases()), case_name);
 INSTANTIATE_TEST_SUITE_P(Ops, OpBackward, ::testing::ValuesIn(differentiable_cases()), case_name);
 INSTANTIATE_TEST_SUITE_P(Ops, OpSingleInputGrad, ::testing::ValuesIn(multi_input_cases()), case_name);

@@ -29,6 +29,11 @@ Tensor binary_out(BinaryOp op, const Tensor& a, const Tensor& b) {
 
 Tensor unary_out(UnaryOp op, const Tensor& x, double scalar) {
   check_defined(x, kernels::op_name(op));
+  const bool arithmetic = op == UnaryOp::AddScalar || op == UnaryOp::MulScalar || op == UnaryOp::RSubScalar;
+  ATTN_CHECK(!arithmetic || holds_value(x.dtype(), scalar), DTypeError,
+             "{}: a {} tensor and the scalar {}, which is not a {} value: the result would be cut to {} (PyTorch "
+             "promotes to float); convert the tensor to a floating dtype first",
+             kernels::op_name(op), x.dtype(), scalar, x.dtype(), x.dtype());
   const DType out_dtype = kernels::is_comparison(op) ? DType::Bool : x.dtype();
   Tensor out = empty(x.shape(), {out_dtype, x.device()});
   kernels::backend(x.device()).unary(op, out, x, scalar);
