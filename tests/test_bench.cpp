@@ -127,6 +127,19 @@ TEST(Cli, BenchKernelsTakesUnpaddedShapesAndRefusesABadPaddingFlag) {
   const std::string bad = run_capture(base + " --shape B=4,S=6,H=8,P=2 2>&1", &status);
   EXPECT_NE(status, 0);
   EXPECT_NE(bad.find("P is 0 (no padding) or 1"), std::string::npos) << bad;
+  // numbers read whole (stoll read "1e3" as 1), sizes that fit, and a finite --min-time (a NaN
+  // made the timing loop run on)
+  for (const auto& [args, mention] : std::vector<std::pair<std::string, std::string>>{
+           {" --shape B=2,S=3,H=1e3", "'1e3' is not a whole number"},
+           {" --shape B=2x,S=3,H=4", "'2x' is not a whole number"},
+           {" --shape B=4294967296,S=4294967296,H=4", "too large"}}) {
+    const std::string text = run_capture(base + args + " 2>&1", &status);
+    EXPECT_NE(status, 0) << args;
+    EXPECT_NE(text.find(mention), std::string::npos) << args << ": " << text;
+  }
+  const std::string nan_time = run_capture(attn + " bench core --reps 3 --min-time nan 2>&1", &status);
+  EXPECT_NE(status, 0);
+  EXPECT_NE(nan_time.find("--min-time"), std::string::npos) << nan_time;
 }
 
 }  // namespace

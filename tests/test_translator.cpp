@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/io/atomic_file.h"
+#include "kernels/backend.h"
 #include "models/data/tokenizer.h"
 #include "models/seq2seq/checkpoint.h"
 #include "models/seq2seq/translator.h"
@@ -406,6 +407,36 @@ TEST(Cli, TrainTranslateEvalEndToEnd) {
   EXPECT_EQ(run(attn + " eval --skip-bad-lines --model " + (dir / "run/best") + " --test " + (dir / "bad.tsv") + " > /dev/null 2>&1"), 0);
 }
 
+TEST(Cli, TrainChecksTheDeviceAndVocabularyLimitAndRefusesHugeShapesCleanly) {
+  TempDir dir;
+  tasks::write_tsv(tasks::generate_dates(32, 5), dir / "train.tsv");
+  const std::string attn = std::string(ATTN_BINARY_DIR) + "/attn";
+  const std::string out = dir / "cli.out";
+  auto refused = [&](const std::string& args, const std::string& mention) {
+    const int rc = run(attn + " train --quiet --train " + (dir / "train.tsv") + " " + args + " > " + out + " 2>&1");
+    const std::string text = io::read_file(out);
+    EXPECT_GT(rc, 0) << args << " (-1: a crash): " << text;
+    EXPECT_NE(text.find(mention), std::string::npos) << args << ": " << text;
+  };
+  if (!kernels::has_backend(DeviceType::CUDA)) {
+    refused("--out " + (dir / "gpu") + " --device cuda", "--device cuda");
+    EXPECT_FALSE(fs::exists(dir / "gpu")) << "a refused --device left its output directory";
+  }
+  refused("--out " + (dir / "v") + " --max-vocab 3", "--max-vocab");
+  refused("--out " + (dir / "h") + " --max-steps 1 --hidden 4611686018427387904", "more bytes than fit");  // was a segfault
+  refused("--out " + (dir / "l") + " --log-every 0", "--log-every");
+  // the demo reads its test set before training (an empty one was a segfault after it)
+  fs::create_directories(dir / "data");
+  tasks::write_tsv(tasks::generate_dates(32, 6), dir / "data/train.tsv");
+  tasks::write_tsv(tasks::generate_dates(8, 7), dir / "data/valid.tsv");
+  io::write_file_atomic(dir / "data/test.tsv", "");
+  const int rc = run(attn + " demo --data " + (dir / "data") + " --out " + (dir / "demo") + " --time-limit 1 --hidden 16 > " +
+                     out + " 2>&1");
+  EXPECT_GT(rc, 0) << io::read_file(out);
+  EXPECT_NE(io::read_file(out).find("test.tsv: no sentence pairs"), std::string::npos) << io::read_file(out);
+  EXPECT_FALSE(fs::exists(dir / "demo/run/checkpoint"));  // nothing trained
+}
+
 TEST(Cli, EvalAndTranslateRefuseNonPositiveBatchBeamAndLengthRatio) {
   TempDir dir;
   const std::string model = train_briefly(dir, 15, "dot", 1, 16);
@@ -425,6 +456,14 @@ TEST(Cli, EvalAndTranslateRefuseNonPositiveBatchBeamAndLengthRatio) {
   refused(translate + " --max-len-ratio 0", "--max-len-ratio");
   refused(translate + " --max-len-ratio -1", "--max-len-ratio");
   refused(translate + " --batch 0", "--batch");
+  // (from a review: a ratio of 1e30 overflowed the length limit to an empty output, a NaN
+  // length penalty broke the beam's sort, both with status 0)
+  refused(translate + " --max-len-ratio 1e30", "max_len_ratio");
+  refused(translate + " --beam 3 --length-penalty nan", "length penalty");
+  refused(translate + " --input " + (dir / "train.tsv"), "--input");  // sentences and a file
+  refused(translate + " --heatmap " + (dir / "no/such/dir/h.svg"), "--heatmap");
+  io::write_file_atomic(dir / "empty.tsv", "");
+  refused("eval --device cpu --model " + model + " --test " + (dir / "empty.tsv"), "no sentence pairs");
   ASSERT_EQ(run(attn + " " + eval + " --batch 7 --beam 2 > " + out + " 2>&1"), 0) << io::read_file(out);
   EXPECT_NE(io::read_file(out).find("BLEU = "), std::string::npos);
 }

@@ -44,8 +44,8 @@ void add_bench_command(CLI::App& app) {
 
   auto* core = bench->add_subcommand("core", "GEMM through the engine vs raw OpenBLAS; the fixed cost of a tiny op (CPU)");
   core->add_flag("--json", json, "Print JSON instead of a table");
-  core->add_option("--reps", core_opt.reps, "Timed runs per variant, at least (fast ones get more)")->check(CLI::PositiveNumber);
-  core->add_option("--min-time", core_opt.min_time, "Seconds of timed runs per comparison, about")->capture_default_str();
+  core->add_option("--reps", core_opt.reps, "Timed runs per variant, at least (fast ones get more)")->check(positive());
+  core->add_option("--min-time", core_opt.min_time, "Seconds of timed runs per comparison, about")->check(finite_non_negative())->capture_default_str();
   core->add_option("--warmup", core_opt.warmup, "Untimed runs per variant first");
   core->callback([] {
     bench::Report rep;
@@ -61,8 +61,8 @@ void add_bench_command(CLI::App& app) {
   kern->add_option("--device", device, "auto | cpu | cuda")->capture_default_str();
   kern->add_option("--shape", shapes, "T1 | T2 | L | B=..,S=..,H=..[,V=..][,P=0|1] (repeatable; default T1 T2, and L on a GPU; P=0: no padding)");
   kern->add_option("--kernel", kernel_opt.only, "Only kernels whose name contains this (attention, lstm, softmax_nll)");
-  kern->add_option("--reps", kernel_opt.reps, "Timed runs per variant, at least (fast ones get more)")->check(CLI::PositiveNumber);
-  kern->add_option("--min-time", kernel_opt.min_time, "Seconds of timed runs per comparison, about")->capture_default_str();
+  kern->add_option("--reps", kernel_opt.reps, "Timed runs per variant, at least (fast ones get more)")->check(positive());
+  kern->add_option("--min-time", kernel_opt.min_time, "Seconds of timed runs per comparison, about")->check(finite_non_negative())->capture_default_str();
   kern->add_option("--warmup", kernel_opt.warmup, "Untimed runs per variant first");
   kern->callback([] {
     kernel_opt.device = resolve_device(device);
@@ -76,9 +76,9 @@ void add_bench_command(CLI::App& app) {
   auto* backend = bench->add_subcommand("backend", "Elementwise, reduction and GEMM kernels vs the device's copy bandwidth and BLAS");
   backend->add_flag("--json", json, "Print JSON instead of a table");
   backend->add_option("--device", device, "auto | cpu | cuda")->capture_default_str();
-  backend->add_option("--megabytes", backend_opt.megabytes, "Size of each tensor")->capture_default_str();
-  backend->add_option("--reps", backend_opt.reps, "Timed runs per variant, at least (fast ones get more)")->check(CLI::PositiveNumber);
-  backend->add_option("--min-time", backend_opt.min_time, "Seconds of timed runs per comparison, about")->capture_default_str();
+  backend->add_option("--megabytes", backend_opt.megabytes, "Size of each tensor")->check(positive())->capture_default_str();
+  backend->add_option("--reps", backend_opt.reps, "Timed runs per variant, at least (fast ones get more)")->check(positive());
+  backend->add_option("--min-time", backend_opt.min_time, "Seconds of timed runs per comparison, about")->check(finite_non_negative())->capture_default_str();
   backend->add_option("--warmup", backend_opt.warmup, "Untimed runs per variant first");
   backend->callback([] {
     backend_opt.device = resolve_device(device);

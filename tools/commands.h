@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cmath>
 #include <cstdlib>
 #include <string>
 
@@ -36,6 +37,19 @@ inline CLI::Validator positive() {
         return {};
       },
       "POSITIVE", "positive");
+}
+
+// Option check: a finite number >= 0 (a NaN or infinite --min-time made a timing loop run on).
+inline CLI::Validator finite_non_negative() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(s.c_str(), &end);
+        if (s.empty() || end == s.c_str() || *end != '\0' || !(v >= 0) || !std::isfinite(v))
+          return "must be a finite number >= 0, got " + s;
+        return {};
+      },
+      "NUMBER>=0", "finite_non_negative");
 }
 
 }  // namespace attn::cli

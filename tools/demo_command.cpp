@@ -60,7 +60,7 @@ void add_demo_command(CLI::App& app) {
   static bool synthetic = false;
   auto* c = app.add_subcommand("demo", "Train and show a translator end to end (no download needed)");
   c->add_option("--out", out_dir, "Output directory (model, heatmap, log)")->capture_default_str();
-  c->add_option("--time-limit", time_limit, "Seconds of training")->capture_default_str();
+  c->add_option("--time-limit", time_limit, "Seconds of training")->check(positive())->capture_default_str();
   c->add_option("--device", device, "auto | cpu | cuda")->capture_default_str();
   c->add_option("--data", data_dir, "A folder with train.tsv, valid.tsv, test.tsv (default: search for Tatoeba)");
   c->add_option("--hidden", hidden, "Hidden size (default: 256 for Tatoeba, 128 for the date task)");
@@ -107,12 +107,14 @@ void add_demo_command(CLI::App& app) {
       o.hidden = hidden ? hidden : 256;
       o.valid_max = 300;
     }
+    // the test set is read before the minutes of training, not after
+    data::LoadResult test = data::load_pairs(test_path);
+    ATTN_CHECK(!test.pairs.empty(), ValueError, "{}: no sentence pairs to test the model on", test_path);
     fmt::print("Luong attention (concat score), hidden {}, {} seconds of training on {}. Ctrl-C stops early and keeps the model.\n",
                o.hidden, time_limit, resolve_device(device));
     train::TrainResult r = train::train(o);
     // The model of the last step: the run is short, it is also the best one.
     models::LoadedModel m = models::load_checkpoint(r.checkpoint_dir, resolve_device(device));
-    data::LoadResult test = data::load_pairs(test_path);
     eval::GroupedRefs g = eval::group_by_source(test.pairs);
     const size_t n_eval = std::min<size_t>(g.sources.size(), 300);
     std::vector<std::string> sources(g.sources.begin(), g.sources.begin() + static_cast<std::ptrdiff_t>(n_eval));

@@ -29,6 +29,7 @@ void add_eval_command(CLI::App& app) {
     models::LoadedModel m = models::load_checkpoint(model_dir, dev);
     data::LoadResult test = data::load_pairs(test_path, {.skip_bad_lines = skip_bad});
     if (test.skipped) fmt::print(stderr, "warning: {}: skipped {} malformed line(s)\n", test_path, test.skipped);
+    ATTN_CHECK(!test.pairs.empty(), ValueError, "{}: no sentence pairs to evaluate", test_path);
     eval::GroupedRefs g = eval::group_by_source(test.pairs);
     if (!cased)
       for (auto& rs : g.refs)

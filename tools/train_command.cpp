@@ -40,7 +40,7 @@ void add_train_command(CLI::App& app) {
   c->add_option("--max-train", o.max_train, "Use only the first N training pairs (0: all)")->capture_default_str();
   c->add_option("--patience", o.patience, "Early stopping: epochs without a better validation BLEU")->capture_default_str();
   c->add_option("--valid-max", o.valid_max, "Validation BLEU on at most N sentences (0: all)")->capture_default_str();
-  c->add_option("--log-every", o.log_every, "Log a line every N steps")->capture_default_str();
+  c->add_option("--log-every", o.log_every, "Log a line every N steps")->check(positive())->capture_default_str();
   c->add_flag("--skip-bad-lines", o.skip_bad_lines, "Skip malformed lines with a warning instead of failing");
   c->add_flag("--profile", o.profile, "Report the time per stage (encoder, attention, decoder cell, ...)");
   c->add_flag("--quiet", o.quiet, "Only the log file");

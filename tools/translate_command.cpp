@@ -17,6 +17,8 @@
 
 namespace attn::cli {
 
+namespace fs = std::filesystem;
+
 namespace {
 
 viz::Alignment alignment_of(const models::Translation& t, size_t hyp) {
@@ -58,6 +60,12 @@ void add_translate_command(CLI::App& app) {
   c->add_option("--heatmap", heatmap, "Write an SVG heatmap (FILE.svg; FILE-<n>.svg for several sentences)");
   c->add_option("--attention-out", attention_out, "Write tokens and attention weights of every output as JSON lines");
   c->callback([] {
+    ATTN_CHECK(sentences.empty() || input.empty(), ValueError,
+               "translate: sentences on the command line and --input {}: give one or the other", input);
+    if (!heatmap.empty()) {  // checked before decoding, not after the first sentences are printed
+      const fs::path dir = fs::absolute(fs::path(heatmap)).parent_path();
+      ATTN_CHECK(fs::is_directory(dir), IOError, "--heatmap {}: the directory {} does not exist", heatmap, dir.string());
+    }
     const Device dev = resolve_device(device);
     models::LoadedModel m = models::load_checkpoint(model_dir, dev);
     std::vector<std::string> text = sentences, where;  // where: "FILE:LINE" of each sentence, for errors

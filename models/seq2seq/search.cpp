@@ -18,9 +18,15 @@ constexpr int64_t kFirstOutput = Vocab::kBos + 1;
 static_assert(Vocab::kPad < kFirstOutput && Vocab::kEos == kFirstOutput);
 
 std::vector<int64_t> max_lengths(const Tensor& src_len, const SearchOptions& opt) {
-  ATTN_CHECK(std::isfinite(opt.max_len_ratio) && opt.max_len_ratio > 0 && opt.max_len_extra >= 0, ValueError,
-             "search: the output length limit needs max_len_ratio > 0 and max_len_extra >= 0, got {} and {}",
+  // (at most 1000 times the source: a ratio of 1e30 overflowed the limit to a negative length)
+  ATTN_CHECK(std::isfinite(opt.max_len_ratio) && opt.max_len_ratio > 0 && opt.max_len_ratio <= 1000 &&
+                 opt.max_len_extra >= 0 && opt.max_len_extra <= 100000,
+             ValueError,
+             "search: the output length limit needs 0 < max_len_ratio <= 1000 and 0 <= max_len_extra <= 100000, got "
+             "{} and {}",
              opt.max_len_ratio, opt.max_len_extra);
+  ATTN_CHECK(std::isfinite(opt.length_penalty) && opt.length_penalty >= 0, ValueError,
+             "search: the length penalty must be a finite number >= 0, got {}", opt.length_penalty);
   std::vector<int64_t> out;
   for (int64_t l : src_len.to_vector<int64_t>())
     out.push_back(static_cast<int64_t>(std::ceil(opt.max_len_ratio * static_cast<double>(l))) + opt.max_len_extra);

@@ -172,6 +172,8 @@ void check_options(const TrainOptions& o) {
   ATTN_CHECK(o.epochs > 0, ValueError, "train: --epochs must be positive, got {}", o.epochs);
   ATTN_CHECK(o.patience > 0, ValueError, "train: --patience must be positive, got {}", o.patience);
   ATTN_CHECK(o.min_freq > 0, ValueError, "train: --min-freq must be positive, got {}", o.min_freq);
+  ATTN_CHECK(o.max_vocab == 0 || o.max_vocab > 4, ValueError,
+             "train: --max-vocab must be 0 (no limit) or more than the 4 special tokens, got {}", o.max_vocab);
   ATTN_CHECK(o.max_steps >= 0 && o.max_vocab >= 0 && o.max_train >= 0 && o.valid_max >= 0, ValueError,
              "train: --max-steps ({}), --max-vocab ({}), --max-train ({}) and --valid-max ({}) must be >= 0 (0: no limit)",
              o.max_steps, o.max_vocab, o.max_train, o.valid_max);
@@ -259,13 +261,33 @@ TrainResult train(const TrainOptions& cli) {
   // Data paths absolute, as trainer.json stores them: a resume from another directory finds them.
   for (std::string* path : {&opt.train_path, &opt.valid_path})
     if (!path->empty()) *path = fs::absolute(*path).lexically_normal().string();
+  // The device first: a bad --device must not leave an output directory behind.
+  Device device = kCPU;
+  try {
+    device = opt.device == "auto" ? (kernels::has_backend(DeviceType::CUDA) ? kCUDA : kCPU) : Device::parse(opt.device);
+  } catch (const Error& e) {
+    throw ValueError(fmt::format("train: --device {}: {}", opt.device, e.what()));
+  }
+  ATTN_CHECK(kernels::has_backend(device.type), ValueError, "train: --device {}: {}", opt.device,
+             kernels::backend_unavailable_reason(device.type));
   try {
     fs::create_directories(opt.out_dir);
   } catch (const fs::filesystem_error& e) {
     throw IOError(fmt::format("cannot create the output directory {}: {}", opt.out_dir, e.code().message()));
   }
   Reporter rep((fs::path(opt.out_dir) / "train.log").string(), opt.quiet);
-  const Device device = opt.device == "auto" ? (kernels::has_backend(DeviceType::CUDA) ? kCUDA : kCPU) : Device::parse(opt.device);
+  if (!resumed) {
+    // A new run in the directory of an earlier one: its checkpoint is replaced at the first save,
+    // and its best model, of another model and vocabulary, must not pass for this run's.
+    const fs::path old_best = fs::path(opt.out_dir) / "best", old_checkpoint = fs::path(opt.out_dir) / "checkpoint";
+    if (fs::exists(old_best) || fs::exists(old_checkpoint)) {
+      rep.line(fmt::format("warning: {} holds an earlier run; this new run replaces its checkpoint and best model "
+                           "(--resume {} would have continued it)",
+                           opt.out_dir, old_checkpoint.string()));
+      std::error_code ec;
+      fs::remove_all(old_best, ec);
+    }
+  }
 
   // ---- data and vocabularies
   std::vector<data::Pair> train_pairs = load(opt.train_path, opt.skip_bad_lines, opt.max_train, rep);

@@ -238,11 +238,15 @@ std::vector<KernelShape> parse_kernel_shapes(const std::vector<std::string>& spe
         ATTN_CHECK(eq != std::string::npos, ValueError, "--shape {}: expected T1, T2, L or B=..,S=..,H=..[,V=..][,P=0|1]", spec);
         const std::string key = item.substr(0, eq);
         int64_t value = 0;
+        const std::string text = item.substr(eq + 1);
+        size_t used = 0;
         try {
-          value = std::stoll(item.substr(eq + 1));
+          value = std::stoll(text, &used);
         } catch (const std::exception&) {
-          throw ValueError(fmt::format("--shape {}: '{}' is not a number", spec, item.substr(eq + 1)));
+          used = 0;
         }
+        // the whole text: stoll read "1e3" as 1 and "2x" as 2
+        ATTN_CHECK(used > 0 && used == text.size(), ValueError, "--shape {}: '{}' is not a whole number", spec, text);
         if (key == "P") {
           ATTN_CHECK(value == 0 || value == 1, ValueError, "--shape {}: P is 0 (no padding) or 1 (padded batch)", spec);
           s.padded = value == 1;
@@ -258,6 +262,10 @@ std::vector<KernelShape> parse_kernel_shapes(const std::vector<std::string>& spe
         pos = comma + 1;
       }
       ATTN_CHECK(s.B > 0 && s.S > 0 && s.H > 0, ValueError, "--shape {}: B, S and H are required", spec);
+      int64_t elements = 0;  // the largest tensors, (B, S, H) and (B*S, V), must have a size
+      ATTN_CHECK(!__builtin_mul_overflow(s.B * 1, s.S, &elements) && elements <= (int64_t{1} << 40) &&
+                     !__builtin_mul_overflow(elements, std::max(s.H, s.V), &elements),
+                 ValueError, "--shape {}: B*S*max(H, V) is too large", spec);
       out.push_back(s);
     }
   }
