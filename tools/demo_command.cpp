@@ -107,6 +107,9 @@ void add_demo_command(CLI::App& app) {
       o.hidden = hidden ? hidden : 256;
       o.valid_max = 300;
     }
+    // the demo's own run of an earlier call is replaced without the trainer's warning
+    std::error_code ec;
+    fs::remove_all(o.out_dir, ec);
     // the test set is read before the minutes of training, not after
     data::LoadResult test = data::load_pairs(test_path);
     ATTN_CHECK(!test.pairs.empty(), ValueError, "{}: no sentence pairs to test the model on", test_path);
