@@ -38,14 +38,14 @@ bool Tensor::has_internal_overlap() const {
 // ---------------------------------------------------------------- creation
 
 Tensor empty(const Shape& shape, Options opt) {
-  for (int64_t d : shape) {
-    ATTN_CHECK(d >= 0, ShapeError, "empty: negative dimension in shape {}", shape);
-  }
   // a shape whose element count or byte size overflows (a --hidden of 2^62) is refused here,
   // before the product wraps around to a small allocation that the kernels then overrun
   int64_t count = 1, nbytes_checked = 0;
   bool overflow = false;
-  for (int64_t d : shape) overflow = overflow || __builtin_mul_overflow(count, d, &count);
+  for (int64_t d : shape) {
+    ATTN_CHECK(d >= 0, ShapeError, "empty: negative dimension in shape {}", shape);
+    overflow = overflow || __builtin_mul_overflow(count, d, &count);
+  }
   overflow = overflow || __builtin_mul_overflow(count, static_cast<int64_t>(dtype_size(opt.dtype)), &nbytes_checked);
   ATTN_CHECK(!overflow, OutOfMemoryError, "empty: a tensor of shape {} would hold more bytes than fit in 64 bits",
              shape);

@@ -120,16 +120,13 @@ struct Fill {
 
 namespace attn::kernels {
 
-// Calls visit(functor) with the functor for `op` on elements of type T and returns true; returns
-// false when the op is not defined for T (exp of int64, ...), for the caller to report.
 // An integer tensor compared with a scalar that is not an integer of its range (2.5, 1e19, NaN)
 // cannot cast the scalar to the element type (2.5 would become 2); the same comparison is made
 // with an integer scalar instead, exactly: x < 2.5 is x < 3, x <= 2.5 is x <= 2, x == 2.5 is
-// never true, and beyond the range everything is on one side. Returns false for other ops.
-template <typename T>
-bool integer_comparison(UnaryOp& op, double& scalar) {
+// never true, and beyond the range everything is on one side. Returns false when nothing changed.
+inline bool integer_comparison(UnaryOp& op, double& scalar) {
   constexpr double kLow = -9223372036854775808.0, kHigh = 9223372036854775808.0;  // -2^63, 2^63
-  if (scalar == std::floor(scalar) && scalar >= kLow && scalar < kHigh) return false;  // exact
+  if (holds_value(DType::Int64, scalar)) return false;  // exact as it is
   auto all = [&](bool value) {  // x >= min (all true) or x < min (all false)
     op = value ? UnaryOp::GeScalar : UnaryOp::LtScalar;
     scalar = kLow;
@@ -160,10 +157,12 @@ bool integer_comparison(UnaryOp& op, double& scalar) {
   return true;
 }
 
+// Calls visit(functor) with the functor for `op` on elements of type T and returns true; returns
+// false when the op is not defined for T (exp of int64, ...), for the caller to report.
 template <typename T, typename Visit>
 bool visit_unary(UnaryOp op, double scalar, Visit&& visit) {
   if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
-    if (is_comparison(op)) integer_comparison<T>(op, scalar);
+    if (is_comparison(op)) integer_comparison(op, scalar);
   }
   const T s = static_cast<T>(scalar);
   if constexpr (std::is_same_v<T, bool>) {

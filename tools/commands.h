@@ -26,30 +26,28 @@ struct ExitCode {
 // "auto" (a GPU when one answers, else the CPU), "cpu", "cuda", "cuda:N".
 Device resolve_device(const std::string& name);
 
-// Option check: a number > 0 ("--batch: must be a positive number, got 0"; CLI11's own
-// PositiveNumber prints the whole range of a double).
-inline CLI::Validator positive() {
+// An option check: the text is a whole number (strtod reads all of it) that `ok` accepts, else
+// "must be <what>, got <text>" (CLI11's own PositiveNumber prints the whole range of a double).
+template <typename Ok>
+CLI::Validator number_check(const char* what, const char* name, Ok ok) {
   return CLI::Validator(
-      [](std::string& s) -> std::string {
+      [what, ok](std::string& s) -> std::string {
         char* end = nullptr;
         const double v = std::strtod(s.c_str(), &end);
-        if (s.empty() || end == s.c_str() || *end != '\0' || !(v > 0)) return "must be a positive number, got " + s;
+        if (s.empty() || end == s.c_str() || *end != '\0' || !ok(v)) return std::string("must be ") + what + ", got " + s;
         return {};
       },
-      "POSITIVE", "positive");
+      name, name);
 }
 
-// Option check: a finite number >= 0 (a NaN or infinite --min-time made a timing loop run on).
+// A number > 0 ("--batch: must be a positive number, got 0").
+inline CLI::Validator positive() {
+  return number_check("a positive number", "POSITIVE", [](double v) { return v > 0; });
+}
+
+// A finite number >= 0 (a NaN or infinite --min-time made a timing loop run on).
 inline CLI::Validator finite_non_negative() {
-  return CLI::Validator(
-      [](std::string& s) -> std::string {
-        char* end = nullptr;
-        const double v = std::strtod(s.c_str(), &end);
-        if (s.empty() || end == s.c_str() || *end != '\0' || !(v >= 0) || !std::isfinite(v))
-          return "must be a finite number >= 0, got " + s;
-        return {};
-      },
-      "NUMBER>=0", "finite_non_negative");
+  return number_check("a finite number >= 0", "NUMBER>=0", [](double v) { return v >= 0 && std::isfinite(v); });
 }
 
 }  // namespace attn::cli

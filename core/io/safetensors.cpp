@@ -40,7 +40,7 @@ const char* dtype_code(DType t) {
 std::string brief(const json& j) {
   auto shown = [](const json& v) { return v.is_number() || v.is_boolean() || v.is_null(); };
   if (shown(j) || (j.is_array() && j.size() <= 16 && std::all_of(j.begin(), j.end(), shown))) return j.dump();
-  if (j.is_string() && j.get_ref<const std::string&>().size() <= 40) return j.dump();
+  if (j.is_string() && j.get_ref<const std::string&>().size() <= 40) return fmt::format("'{}'", j.get_ref<const std::string&>());
   if (j.is_array()) return fmt::format("(an array of {} items, not all numbers)", j.size());
   return fmt::format("(a JSON {})", j.type_name());
 }
@@ -184,8 +184,7 @@ SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& w
     if (!jd.is_string()) throw fail(fmt::format("{}: 'dtype' is not a string", where));
     Entry e{name, DType::Float32, {}, 0, 0};
     if (!dtype_from_code(jd.get<std::string>(), e.dtype))
-      throw fail(fmt::format("{}: unsupported dtype {} (F32, F64, I64 and BOOL are supported)", where,
-                             jd.get_ref<const std::string&>().size() <= 40 ? "'" + jd.get<std::string>() + "'" : brief(jd)));
+      throw fail(fmt::format("{}: unsupported dtype {} (F32, F64, I64 and BOOL are supported)", where, brief(jd)));
     const json& js = info["shape"];
     if (!js.is_array()) throw fail(fmt::format("{}: 'shape' is not an array", where));
     if (js.size() > 16) throw fail(fmt::format("{}: {} dimensions (at most 16 are supported)", where, js.size()));

@@ -263,7 +263,7 @@ std::vector<KernelShape> parse_kernel_shapes(const std::vector<std::string>& spe
       }
       ATTN_CHECK(s.B > 0 && s.S > 0 && s.H > 0, ValueError, "--shape {}: B, S and H are required", spec);
       int64_t elements = 0;  // the largest tensors, (B, S, H) and (B*S, V), must have a size
-      ATTN_CHECK(!__builtin_mul_overflow(s.B * 1, s.S, &elements) && elements <= (int64_t{1} << 40) &&
+      ATTN_CHECK(!__builtin_mul_overflow(s.B, s.S, &elements) && elements <= (int64_t{1} << 40) &&
                      !__builtin_mul_overflow(elements, std::max(s.H, s.V), &elements),
                  ValueError, "--shape {}: B*S*max(H, V) is too large", spec);
       out.push_back(s);
