@@ -264,7 +264,8 @@ TEST(Translator, TooLongSentenceIsAClearErrorUnknownWordsAreCounted) {
     tr.translate({"june 5th 2012", long_sentence}, {});
     FAIL() << "expected ValueError";
   } catch (const ValueError& e) {
-    EXPECT_NE(std::string(e.what()).find("sentence 2 has 151 tokens"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("sentence 2: the source sentence has 151 tokens"), std::string::npos)
+        << e.what();
   }
   const std::string text = "zebra june 5th quux 2012";
   int64_t expected = 0;
@@ -273,6 +274,28 @@ TEST(Translator, TooLongSentenceIsAClearErrorUnknownWordsAreCounted) {
   std::vector<models::Translation> t = tr.translate({text}, {});
   EXPECT_EQ(t[0].unknown, expected);
   EXPECT_FALSE(t[0].outputs[0].empty() && t[0].hypotheses.empty());  // translated, not refused
+}
+
+TEST(Translator, EmptyLinesStayEmptyAndInvalidUtf8IsNamed) {
+  TempDir dir;
+  models::LoadedModel m = models::load_checkpoint(train_briefly(dir, 8, "dot", 2));
+  models::Translator tr(*m.model, m.src_vocab, m.tgt_vocab);
+  // Empty and blank lines among real ones: not decoded (one empty output, no hypotheses), and
+  // the others translate as they do without them (they were decoded from a lone </s> before).
+  const std::vector<models::Translation> t = tr.translate({"", "june 5th 2012", " \t ", "may 1st 1999"}, {.beam = 2});
+  ASSERT_EQ(t.size(), 4u);
+  for (size_t i : {0u, 2u}) {
+    EXPECT_EQ(t[i].outputs, std::vector<std::string>{""}) << i;
+    EXPECT_TRUE(t[i].hypotheses.empty()) << i;
+  }
+  const std::vector<models::Translation> beam2 = tr.translate({"june 5th 2012", "may 1st 1999"}, {.beam = 2});
+  EXPECT_EQ(t[1].outputs, beam2[0].outputs);
+  EXPECT_EQ(t[3].outputs, beam2[1].outputs);
+  // Invalid UTF-8 (from stdin or the arguments; files are checked when read) names the sentence.
+  expect_throw_with<ValueError>([&] { tr.translate({"june 5th", "may \xff 2012"}, {}); },
+                                {"sentence 2", "invalid UTF-8 at byte 5"});
+  expect_throw_with<ValueError>([&] { tr.translate({"may \xc3"}, {}, 64, {"<stdin>:7"}); },
+                                {"<stdin>:7", "invalid UTF-8"});
 }
 
 TEST(Translator, NeverOutputsPadOrStartEvenWhenTheModelPrefersThem) {
@@ -404,7 +427,18 @@ TEST(Cli, TrainTranslateEvalEndToEnd) {
   const std::string bad = io::read_file(dir / "bad.out");
   EXPECT_NE(bad.find("bad.tsv"), std::string::npos) << bad;
   EXPECT_NE(bad.find("2"), std::string::npos) << bad;
-  EXPECT_EQ(run(attn + " eval --skip-bad-lines --model " + (dir / "run/best") + " --test " + (dir / "bad.tsv") + " > /dev/null 2>&1"), 0);
+  EXPECT_EQ(run(attn + " eval --skip-bad-lines --model " + (dir / "run/best") + " --test " + (dir / "bad.tsv") + " > " +
+                (dir / "skip.out") + " 2>&1"),
+            0);
+  const std::string skip = io::read_file(dir / "skip.out");  // the warning names the skipped line
+  EXPECT_NE(skip.find("skipped 1 malformed line(s)\n  " + (dir / "bad.tsv") + ":2: "), std::string::npos) << skip;
+  // stdin: an empty line gives an empty line, in its place
+  ASSERT_EQ(run("printf 'Hello.\\n\\nI am here.\\n' | " + attn + " translate --model " + (dir / "run/best") + " > " +
+                (dir / "stdin.out") + " 2> /dev/null"),
+            0);
+  const std::string lines = io::read_file(dir / "stdin.out");
+  EXPECT_EQ(std::count(lines.begin(), lines.end(), '\n'), 3) << lines;
+  EXPECT_NE(lines.find("\n\n"), std::string::npos) << lines;
 }
 
 TEST(Cli, TrainChecksTheDeviceAndVocabularyLimitAndRefusesHugeShapesCleanly) {
@@ -425,6 +459,14 @@ TEST(Cli, TrainChecksTheDeviceAndVocabularyLimitAndRefusesHugeShapesCleanly) {
   refused("--out " + (dir / "v") + " --max-vocab 3", "--max-vocab");
   refused("--out " + (dir / "h") + " --max-steps 1 --hidden 4611686018427387904", "more bytes than fit");  // was a segfault
   refused("--out " + (dir / "l") + " --log-every 0", "--log-every");
+  refused("--out " + (dir / "s") + " --seed -1", "--seed");  // a uint64: it wrapped to 2^64 - 1
+  {
+    const int rc = run(attn + " trian --train x > " + out + " 2>&1");
+    const std::string text = io::read_file(out);
+    EXPECT_GT(rc, 0) << text;
+    EXPECT_NE(text.find("unknown command 'trian'"), std::string::npos) << text;  // was "A subcommand is required"
+    EXPECT_NE(text.find("train, eval"), std::string::npos) << text;
+  }
   // the demo reads its test set before training (an empty one was a segfault after it)
   fs::create_directories(dir / "data");
   tasks::write_tsv(tasks::generate_dates(32, 6), dir / "data/train.tsv");

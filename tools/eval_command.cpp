@@ -28,7 +28,7 @@ void add_eval_command(CLI::App& app) {
     const Device dev = resolve_device(device);
     models::LoadedModel m = models::load_checkpoint(model_dir, dev);
     data::LoadResult test = data::load_pairs(test_path, {.skip_bad_lines = skip_bad});
-    if (test.skipped) fmt::print(stderr, "warning: {}: skipped {} malformed line(s)\n", test_path, test.skipped);
+    if (test.skipped) fmt::print(stderr, "{}\n", data::skipped_lines_warning(test_path, test));
     ATTN_CHECK(!test.pairs.empty(), ValueError, "{}: no sentence pairs to evaluate", test_path);
     eval::GroupedRefs g = eval::group_by_source(test.pairs);
     if (!cased)

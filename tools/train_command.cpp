@@ -32,7 +32,9 @@ void add_train_command(CLI::App& app) {
   c->add_option("--teacher-forcing", o.teacher_forcing, "Probability, per sentence, of feeding the reference")->capture_default_str();
   c->add_option("--clip", o.clip, "Gradient-norm clipping (0: off)")->capture_default_str();
   c->add_option("--label-smoothing", o.label_smoothing, "Label smoothing of the loss")->capture_default_str();
-  c->add_option("--seed", o.seed, "Seed of every random choice (init, dropout, data order, teacher forcing)")->capture_default_str();
+  c->add_option("--seed", o.seed, "Seed of every random choice (init, dropout, data order, teacher forcing)")
+      ->check(CLI::NonNegativeNumber)  // a uint64: "-1" would wrap to 2^64 - 1 silently
+      ->capture_default_str();
   c->add_option("--device", o.device, "auto | cpu | cuda")->capture_default_str();
   c->add_option("--min-freq", o.min_freq, "Minimum token frequency for the vocabularies")->capture_default_str();
   c->add_option("--max-vocab", o.max_vocab, "Maximum vocabulary size (0: no limit)")->capture_default_str();

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <string_view>
 
 #include "core/error.h"
@@ -117,6 +118,16 @@ LoadResult load_pairs(const std::string& path, LoadOptions options) {
     result.pairs.push_back(Pair{std::move(src), std::move(tgt), static_cast<int64_t>(i + 1)});
   }
   return result;
+}
+
+std::string skipped_lines_warning(const std::string& path, const LoadResult& result, size_t shown) {
+  if (result.skipped == 0) return {};
+  std::string out = fmt::format("warning: {}: skipped {} malformed line(s)", path, result.skipped);
+  const size_t listed = std::min(shown, result.warnings.size());
+  for (size_t i = 0; i < listed; ++i) out += "\n  " + result.warnings[i];
+  if (static_cast<int64_t>(listed) < result.skipped)
+    out += fmt::format("\n  ... and {} more", result.skipped - static_cast<int64_t>(listed));
+  return out;
 }
 
 std::vector<std::string> read_lines(const std::string& path) {

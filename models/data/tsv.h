@@ -38,6 +38,11 @@ struct LoadResult {
 
 LoadResult load_pairs(const std::string& path, LoadOptions options = {});
 
+// The warning a caller prints for the lines skipped while loading `path` (empty when none):
+// "warning: <path>: skipped N malformed line(s)" and, one a line, the first `shown` of them
+// with their line numbers and what was wrong ("... and K more" after that).
+std::string skipped_lines_warning(const std::string& path, const LoadResult& result, size_t shown = 5);
+
 // Lines of a plain UTF-8 text file (LF or CRLF, optional BOM), with the line ending removed and
 // nothing else changed; empty lines are kept (so line i of the output matches line i of the
 // input), a final line ending does not add an empty line. Invalid UTF-8 or a stray CR is an

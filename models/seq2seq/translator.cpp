@@ -1,9 +1,9 @@
 #include "models/seq2seq/translator.h"
 
 #include <algorithm>
-#include <numeric>
 
 #include "models/data/tokenizer.h"
+#include "models/data/unicode.h"
 
 namespace attn::models {
 
@@ -21,24 +21,27 @@ std::vector<Translation> Translator::translate(const std::vector<std::string>& s
   const int64_t max_len = model_.config().max_src_len;
   std::vector<Translation> out(sentences.size());
   std::vector<std::vector<int64_t>> ids(sentences.size());
+  std::vector<size_t> order;  // the sentences to decode: those with a word
+  auto name = [&](size_t i) { return where.empty() ? fmt::format("sentence {}", i + 1) : where[i]; };
   for (size_t i = 0; i < sentences.size(); ++i) {
     Translation& t = out[i];
     t.source = sentences[i];
+    if (auto bad = data::check_utf8(sentences[i]))
+      throw ValueError(fmt::format("{}: invalid UTF-8 at byte {}: {}", name(i), bad->offset + 1, bad->what));
     std::vector<std::string> toks = data::tokenize(sentences[i]);
-    ids[i] = src_vocab_.encode(toks, false, true, &t.unknown);
-    if (static_cast<int64_t>(ids[i].size()) > max_len) {
-      throw ValueError(where.empty() ? fmt::format("sentence {} has {} tokens (with </s>); this model accepts at most {}",
-                                                   i + 1, ids[i].size(), max_len)
-                                     : fmt::format("{}: the source sentence has {} tokens (with </s>); this model "
-                                                   "accepts at most {}",
-                                                   where[i], ids[i].size(), max_len));
+    if (toks.empty()) {  // an empty line translates to an empty line, as in Marian: nothing to decode
+      t.outputs.emplace_back();
+      continue;
     }
+    ids[i] = src_vocab_.encode(toks, false, true, &t.unknown);
+    ATTN_CHECK(static_cast<int64_t>(ids[i].size()) <= max_len, ValueError,
+               "{}: the source sentence has {} tokens (with </s>); this model accepts at most {}", name(i),
+               ids[i].size(), max_len);
     toks.push_back("</s>");
     t.source_tokens = std::move(toks);
+    order.push_back(i);
   }
   // Batches of similar length, then back to the input order.
-  std::vector<size_t> order(sentences.size());
-  std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return ids[a].size() < ids[b].size(); });
   for (size_t start = 0; start < order.size(); start += static_cast<size_t>(batch_size)) {
     const size_t end = std::min(order.size(), start + static_cast<size_t>(batch_size));

@@ -24,8 +24,10 @@ struct Translation {
 class Translator {
  public:
   Translator(const Seq2Seq& model, const data::Vocab& src_vocab, const data::Vocab& tgt_vocab);
-  // ValueError naming the sentence when one is longer than the model's max_src_len: where[i]
-  // ("file:line") when given, else "sentence i+1". ValueError for batch_size, beam or n_best < 1.
+  // ValueError naming the sentence when one is not valid UTF-8 or is longer than the model's
+  // max_src_len: where[i] ("file:line") when given, else "sentence i+1". ValueError for
+  // batch_size, beam or n_best < 1. A sentence without a word (empty or blank) is not decoded: its
+  // Translation has one empty output and no hypotheses.
   std::vector<Translation> translate(const std::vector<std::string>& sentences, const SearchOptions& opt,
                                      int64_t batch_size = 64, const std::vector<std::string>& where = {}) const;
 

@@ -128,7 +128,7 @@ class Reporter {
 
 std::vector<data::Pair> load(const std::string& path, bool skip_bad, int64_t max_pairs, Reporter& rep) {
   data::LoadResult r = data::load_pairs(path, {.skip_bad_lines = skip_bad});
-  if (r.skipped) rep.line(fmt::format("warning: {}: skipped {} malformed line(s)", path, r.skipped));
+  if (r.skipped) rep.line(data::skipped_lines_warning(path, r));
   if (max_pairs > 0 && static_cast<int64_t>(r.pairs.size()) > max_pairs) r.pairs.resize(static_cast<size_t>(max_pairs));
   ATTN_CHECK(!r.pairs.empty(), ValueError, "{}: no sentence pairs", path);
   return r.pairs;
