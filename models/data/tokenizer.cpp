@@ -57,6 +57,21 @@ std::vector<std::string> tokenize(std::string_view text) {
     word.clear();
   };
   const size_t n = cps.size();
+  // Whether the straight quote at cps[i], starting a word, is closed later: an apostrophe not
+  // followed by a word character (but following one, or punctuation) comes before the next one
+  // that starts a word. If not, it is an elision ('ne, 's), as a typographic one there always is:
+  // detokenize writes 'ne for the token of "Mach ’ne Fliege", which must read back the same.
+  // (Each look stops at the next word-starting apostrophe: linear over the text.)
+  auto quote_closes_later = [&](size_t i) {
+    for (size_t j = i + 1; j < n; ++j) {
+      if (!is_apostrophe(cps[j])) continue;
+      const bool before_word = j + 1 < n && is_word(cps[j + 1]);
+      const bool after_separator = is_separator(cps[j - 1]);
+      if (before_word && after_separator) return false;  // the next quote opens here
+      if (!before_word && !after_separator) return true;  // 'Hallo', 'Geh!'
+    }
+    return false;
+  };
   int open_single = 0;  // single quotation marks opened and not yet closed
   for (size_t i = 0; i < n; ++i) {
     const char32_t c = cps[i];
@@ -79,7 +94,7 @@ std::vector<std::string> tokenize(std::string_view text) {
         } else {
           word += '\'';  // wart', the boys'
         }
-      } else if (next_word && c != U'\'') {  // ’ne, ’s: a typographic apostrophe starts a word
+      } else if (next_word && (c != U'\'' || !quote_closes_later(i))) {  // ’ne, 'ne: an elision
         word += '\'';
       } else {  // an opening quote ('Hallo'), a closing one after punctuation ('Geh!'), or a lone mark
         tokens.push_back(utf8_of(c));

@@ -18,7 +18,9 @@
 //   ('Hallo' -> ' hallo ') and is a token of its own then; otherwise it is an elision or a
 //   possessive and stays with the word, as ' ("Wart' mal", "the boys' toys"). A typographic
 //   apostrophe at the start of a word is an elision too ("Mach ’ne Fliege" -> 'ne); a straight
-//   one there opens a quotation. Other apostrophes are tokens of their own, in their own form.
+//   one there opens a quotation if a closing apostrophe follows before the next word-starting
+//   one ('Hallo', 'Geh!'), else it is an elision as well ("Mach 'ne Fliege" -> 'ne, as
+//   detokenize writes it). Other apostrophes are tokens of their own, in their own form.
 // - Everything else (letters, digits, marks, symbols of other scripts) is a word character.
 //
 // detokenize() joins with single spaces, except: no space before closing marks (. , ! ? ; : ) ]
