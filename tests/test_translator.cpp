@@ -508,6 +508,17 @@ TEST(Cli, EvalAndTranslateRefuseNonPositiveBatchBeamAndLengthRatio) {
   refused("eval --device cpu --model " + model + " --test " + (dir / "empty.tsv"), "no sentence pairs");
   ASSERT_EQ(run(attn + " " + eval + " --batch 7 --beam 2 > " + out + " 2>&1"), 0) << io::read_file(out);
   EXPECT_NE(io::read_file(out).find("BLEU = "), std::string::npos);
+  // bleu of an empty file: refused (was BLEU 0.00 with nrefs:0 and status 0, where sacreBLEU refuses)
+  refused("bleu --hyp " + (dir / "empty.tsv") + " --ref " + (dir / "empty.tsv"), "no lines");
+  // a source that is only a soft hyphen has no token: scored by BLEU, said to be left out of the
+  // loss (was "test loss 0.0000 (0 tokens), 1 pairs")
+  io::write_file_atomic(dir / "soft.tsv", "\xC2\xAD\tx\n");
+  ASSERT_EQ(run(attn + " eval --device cpu --model " + model + " --test " + (dir / "soft.tsv") + " > " + out + " 2>&1"), 0)
+      << io::read_file(out);
+  const std::string soft = io::read_file(out);
+  EXPECT_NE(soft.find("test loss n/a (no tokens), 1 pairs (1 with no source token, left out of the loss)"),
+            std::string::npos)
+      << soft;
 }
 
 }  // namespace

@@ -39,6 +39,7 @@ void add_bleu_command(CLI::App& app) {
   cmd->callback([] {
     ATTN_CHECK(!a.refs.empty() || !a.tsv.empty(), ValueError, "bleu: give --ref FILE (one or more) or --tsv FILE");
     const std::vector<std::string> hyps = data::read_lines(a.hyp);
+    ATTN_CHECK(!hyps.empty(), ValueError, "bleu: {} has no lines: no test set to score", a.hyp);
     std::vector<std::vector<std::string>> refs(hyps.size());
     if (!a.tsv.empty()) {
       const eval::GroupedRefs g = eval::group_by_source(data::load_pairs(a.tsv).pairs);

@@ -44,12 +44,19 @@ void add_eval_command(CLI::App& app) {
       unknown += t.unknown;
     }
     eval::BleuResult b = eval::corpus_bleu(hyps, g.refs, {.lowercase = !cased});
-    std::vector<data::Example> ex = data::encode_pairs(test.pairs, m.src_vocab, m.tgt_vocab);
+    // Pairs whose source has no token (soft hyphens or control characters only)
+    // are scored by BLEU (an empty output) but have no loss: counted and said.
+    data::EncodeStats stats;
+    std::vector<data::Example> ex = data::encode_pairs(test.pairs, m.src_vocab, m.tgt_vocab, 0, &stats);
     models::LossResult loss = models::evaluate_loss(*m.model, ex, batch);
     fmt::print("{}\n", b.format());
     fmt::print("signature: {}\n", b.signature);
-    fmt::print("test loss {:.4f} per target token ({} tokens), {} pairs, {} distinct sources, {} unknown source words\n",
-               loss.loss, loss.tokens, test.pairs.size(), g.sources.size(), unknown);
+    const std::string loss_text =
+        loss.tokens > 0 ? fmt::format("{:.4f} per target token ({} tokens)", loss.loss, loss.tokens) : "n/a (no tokens)";
+    const std::string left_out =
+        stats.dropped > 0 ? fmt::format(" ({} with no source token, left out of the loss)", stats.dropped) : "";
+    fmt::print("test loss {}, {} pairs{}, {} distinct sources, {} unknown source words\n", loss_text,
+               test.pairs.size(), left_out, g.sources.size(), unknown);
   });
 }
 
