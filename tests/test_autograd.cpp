@@ -195,6 +195,41 @@ TEST(Autograd, EmptyDimensionsForwardAndBackward) {
   EXPECT_THROW(ones({1, 3}).expand({-2, 3}), ShapeError);
 }
 
+// Batches of size 0 against a broadcast batch of 1, and splitting a dim of size 0, as in
+// PyTorch (from a review: matmul threw "reshape ... [1, 2, 4]", chunk / split returned no pieces
+// and chunk(gates, 4)[k] read past the end); ops on an undefined tensor are errors, not crashes.
+TEST(Autograd, EmptyBatchesBroadcastAndSplitIntoEmptyPieces) {
+  Generator g(11);
+  Tensor w = uniform({3, 4}, -1.0, 1.0, g);
+  w.requires_grad_(true);
+  Tensor y = matmul(zeros({0, 2, 3}), w);
+  EXPECT_EQ(y.shape(), (Shape{0, 2, 4}));
+  sum(y).backward();
+  ASSERT_TRUE(w.grad().defined());
+  for (double v : w.grad().to_vector<double>()) EXPECT_EQ(v, 0.0);
+  EXPECT_EQ(matmul(uniform({2, 3}, -1.0, 1.0, g), zeros({0, 3, 4})).shape(), (Shape{0, 2, 4}));
+  EXPECT_EQ(matmul(zeros({1, 0, 4, 4}), uniform({4}, -1.0, 1.0, g)).shape(), (Shape{1, 0, 4}));
+  // a broadcast batch of 1 against 3 still broadcasts
+  Tensor a = uniform({1, 2, 3}, -1.0, 1.0, g), b = uniform({3, 3, 4}, -1.0, 1.0, g);
+  Tensor ab = matmul(a, b);
+  ASSERT_EQ(ab.shape(), (Shape{3, 2, 4}));
+  for (int64_t i = 0; i < 3; ++i) EXPECT_TRUE(all_close(ab.select(0, i), matmul(a.select(0, 0), b.select(0, i)), 1e-6, 1e-6));
+
+  const std::vector<Tensor> c = chunk(zeros({0, 3}), 3, 0);
+  ASSERT_EQ(c.size(), 3u);
+  for (const Tensor& t : c) EXPECT_EQ(t.shape(), (Shape{0, 3}));
+  const std::vector<Tensor> sp = split(zeros({0, 3}), 2, 0);
+  ASSERT_EQ(sp.size(), 1u);
+  EXPECT_EQ(sp[0].shape(), (Shape{0, 3}));
+  EXPECT_EQ(chunk(zeros({5, 3}), 3, 0).size(), 3u);  // 2, 2, 1
+  EXPECT_EQ(chunk(zeros({5, 3}), 3, 0)[2].size(0), 1);
+
+  EXPECT_THROW(stack({Tensor()}, 0), ValueError);
+  EXPECT_THROW(chunk(Tensor(), 2, 0), ValueError);
+  EXPECT_THROW(Tensor().flatten(), ValueError);
+  EXPECT_THROW(Tensor().t(), ValueError);
+}
+
 // matmul where only one operand needs a gradient (data @ weight, weight^T @ data): its node
 // saves only the operand the other's gradient needs; it read the missing one's shape and
 // crashed. The gradients equal those taken with both operands requiring one.

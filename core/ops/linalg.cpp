@@ -10,7 +10,7 @@ namespace {
 
 // out (B, M, N) = a (Ba, M, K) @ b (Bb, K, N) with Ba, Bb in {1, B}; no autograd.
 Tensor bmm_raw(const Tensor& a, const Tensor& b) {
-  const int64_t B = std::max(a.size(0), b.size(0));
+  const int64_t B = a.size(0) == 1 ? b.size(0) : a.size(0);  // (not max: a batch of 0 against a broadcast 1 is 0)
   const int64_t M = a.size(1), N = b.size(2), K = a.size(2);
   auto& be = kernels::dispatch("matmul", {&a, &b});
   if (a.size(0) == B && b.size(0) == 1 && B > 1 && a.stride(0) == M * a.stride(1) && a.stride(2) == 1) {

@@ -155,6 +155,7 @@ Tensor Tensor::reshape(const Shape& shape_in) const {
 }
 
 Tensor Tensor::flatten(int64_t start_dim, int64_t end_dim) const {
+  check_defined(*this, "flatten");
   if (dim() == 0) return reshape(Shape{1});
   const int64_t s = wrap_dim(start_dim, dim(), "flatten"), e = wrap_dim(end_dim, dim(), "flatten");
   ATTN_CHECK(s <= e, ValueError, "flatten: start_dim {} after end_dim {}", s, e);
@@ -201,6 +202,7 @@ Tensor Tensor::transpose(int64_t d0, int64_t d1) const {
 }
 
 Tensor Tensor::t() const {
+  check_defined(*this, "t");
   ATTN_CHECK(dim() <= 2, ShapeError, "t: expects a tensor of rank <= 2, got shape {}", shape());
   return dim() < 2 ? *this : transpose(0, 1);
 }
@@ -431,6 +433,7 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim_in) {
 
 Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
   ATTN_CHECK(!tensors.empty(), ValueError, "stack: expects at least one tensor");
+  for (const Tensor& t : tensors) check_defined(t, "stack");
   const int64_t d = wrap_dim(dim, tensors[0].dim() + 1, "stack");
   std::vector<Tensor> parts;
   parts.reserve(tensors.size());
@@ -470,13 +473,17 @@ std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim_in) {
   std::vector<int64_t> sizes;
   for (int64_t start = 0; start < x.size(dim); start += split_size)
     sizes.push_back(std::min(split_size, x.size(dim) - start));
+  if (sizes.empty()) sizes.push_back(0);  // a dim of size 0 splits into one empty piece, as in PyTorch
   return split(x, sizes, dim);
 }
 
 std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim) {
+  check_defined(x, "chunk");
   ATTN_CHECK(chunks > 0, ValueError, "chunk: chunks must be positive, got {}", chunks);
-  const int64_t size = x.size(dim);
-  return split(x, std::max<int64_t>(1, (size + chunks - 1) / chunks), dim);
+  const int64_t size = x.size(wrap_existing_dim(dim, x.dim(), "chunk"));
+  // a dim of size 0 gives `chunks` empty pieces, as in PyTorch (callers index chunk(gates, 4)[k])
+  if (size == 0) return split(x, std::vector<int64_t>(static_cast<size_t>(chunks), 0), dim);
+  return split(x, (size + chunks - 1) / chunks, dim);
 }
 
 }  // namespace attn
