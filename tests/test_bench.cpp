@@ -8,6 +8,9 @@
 #include <set>
 #include <string>
 
+#include "core/ops/fused.h"
+#include "core/ops/ops.h"
+#include "tools/bench/check.h"
 #include "tools/bench/harness.h"
 
 namespace attn::test {
@@ -26,6 +29,53 @@ TEST(BenchHarness, SpeedupIsTakenWithinRounds) {
   EXPECT_DOUBLE_EQ(paired_speedup(b, a), 0.5);
   EXPECT_EQ(a.samples.front(), 1.0);  // round order kept, not sorted
   EXPECT_EQ(a.samples.back(), 3.0);
+}
+
+TEST(BenchHarness, MedianOfAnEvenCountIsTheMeanOfTheMiddleTwo) {
+  // (it was the upper middle value: the slower of two runs, and an asymmetric paired ratio)
+  EXPECT_DOUBLE_EQ(with_samples({1, 2, 3, 10}).median_s, 2.5);
+  EXPECT_DOUBLE_EQ(with_samples({3, 1}).median_s, 2.0);
+  EXPECT_DOUBLE_EQ(with_samples({5, 1, 3}).median_s, 3.0);
+  const Timing a = with_samples({1, 1}), b = with_samples({2, 4});
+  EXPECT_DOUBLE_EQ(paired_speedup(a, b), 3.0);
+  EXPECT_DOUBLE_EQ(paired_speedup(b, a), 0.375);
+}
+
+// The check before timing: a variant whose result is wrong only in NaNs, only without autograd
+// (the path the forward rows time), or with an output missing fails it; a right one passes.
+TEST(BenchCheck, NaNsMissingOutputsAndTheNoGradPathFailTheCheck) {
+  Generator g(5);
+  const std::vector<Tensor> in = {uniform({3, 4}, -1.0, 1.0, g), uniform({3, 5, 4}, -1.0, 1.0, g),
+                                  from_vector(std::vector<int64_t>{5, 2, 4}, Shape{3})};
+  auto dot = [](const std::vector<Tensor>& x) {
+    auto o = dot_attention(x[0], x[1], x[2]);
+    return std::vector<Tensor>{o.context, o.weights};
+  };
+  const std::vector<Tensor> R = {uniform({3, 4}, -1.0, 1.0, g), uniform({3, 5}, -1.0, 1.0, g)};
+  const std::vector<Tensor> ref = outputs_and_grads(dot, in, R);
+  EXPECT_LT(check_variant(dot, in, R, ref), 1e-6);
+  auto nan_context = [&](const std::vector<Tensor>& x) {
+    std::vector<Tensor> o = dot(x);
+    o[0] = mul(o[0], std::nan(""));
+    return o;
+  };
+  EXPECT_EQ(check_variant(nan_context, in, R, ref), INFINITY);  // std::max(0, NaN) dropped it: err 0
+  auto wrong_without_grad = [&](const std::vector<Tensor>& x) {
+    std::vector<Tensor> o = dot(x);
+    if (!GradMode::is_enabled()) o[0] = mul(o[0], 2.0);
+    return o;
+  };
+  EXPECT_GT(check_variant(wrong_without_grad, in, R, ref), 0.5);
+  auto context_only = [&](const std::vector<Tensor>& x) { return std::vector<Tensor>{dot(x)[0]}; };
+  EXPECT_EQ(check_variant(context_only, in, {R[0]}, ref), INFINITY);  // fewer tensors than the reference
+  auto scaled = [&](const std::vector<Tensor>& x) {
+    std::vector<Tensor> o = dot(x);
+    o[1] = mul(o[1], 1.01);
+    return o;
+  };
+  const double e = check_variant(scaled, in, R, ref);
+  EXPECT_GT(e, 1e-3);
+  EXPECT_LT(e, 0.1);
 }
 
 TEST(BenchHarness, EveryRoundRunsEachVariantOnceInARandomOrder) {
@@ -80,6 +130,7 @@ TEST(Cli, BenchKernelsTimesEveryVariantAfterCheckingIt) {
   ASSERT_EQ(status, 0) << out;
   const nlohmann::json j = nlohmann::json::parse(out);
   for (const auto& note : j["notes"]) EXPECT_EQ(note.get<std::string>().find("CHECK FAILED"), std::string::npos) << note;
+  EXPECT_FALSE(j["check_failed"].get<bool>());
   std::set<std::string> seen;
   for (const auto& row : j["rows"]) {
     const std::string name = row["name"], variant = row["variant"], shape = row["shape"];
@@ -87,9 +138,18 @@ TEST(Cli, BenchKernelsTimesEveryVariantAfterCheckingIt) {
     EXPECT_GT(row["median_us"].get<double>(), 0.0) << name << " " << variant;
     EXPECT_GE(row["runs"].get<int>(), 3);
     const auto& m = row["metrics"];
+    // every variant is checked, the fused one (the CPU twin) against the composed op in float64
+    ASSERT_TRUE(m.contains("check_err")) << name << " " << variant;
+    EXPECT_LT(m["check_err"].get<double>(), 1e-4) << name << " " << variant << " " << shape;
+    EXPECT_GE(m["input_sets"].get<double>(), 2.0) << name;  // tiny sets: many, to flush the L2
+    if (shape.ends_with(" fwd") && (name == "attention_dot" || name == "attention_additive")) {
+      // the arithmetic of the N = 14 real positions (lengths 5, 4, 5), not of B*S = 15
+      const double flops = m["GFLOP/s"].get<double>() * row["median_us"].get<double>() * 1e3;
+      const double want = (name == "attention_dot" ? 4.0 : 6.0) * 14 * 12 + 5.0 * 14;
+      EXPECT_NEAR(flops, want, 1e-3 * want) << name << " " << variant;
+    }
     if (variant == "composed") {
-      ASSERT_TRUE(m.contains("check_err")) << name;
-      EXPECT_LT(m["check_err"].get<double>(), 1e-4) << name << " " << shape;
+      EXPECT_FALSE(m.contains("x_vs_composed"));
     } else {
       ASSERT_TRUE(m.contains("x_vs_composed")) << name;
       EXPECT_GT(m["x_vs_composed"].get<double>(), 0.0);
@@ -137,6 +197,9 @@ TEST(Cli, BenchKernelsTakesUnpaddedShapesAndRefusesABadPaddingFlag) {
     EXPECT_NE(status, 0) << args;
     EXPECT_NE(text.find(mention), std::string::npos) << args << ": " << text;
   }
+  const std::string none = run_capture(attn + " bench kernels --device cpu --shape T1 --kernel nosuchkernel 2>&1", &status);  // was an empty table, status 0
+  EXPECT_NE(status, 0);
+  EXPECT_NE(none.find("no kernel has this in its name"), std::string::npos) << none;
   const std::string nan_time = run_capture(attn + " bench core --reps 3 --min-time nan 2>&1", &status);
   EXPECT_NE(status, 0);
   EXPECT_NE(nan_time.find("--min-time"), std::string::npos) << nan_time;

@@ -25,11 +25,16 @@ std::string describe(Device d) {
   return d.str();
 }
 
+// Prints the report; a failed correctness check fails the command after it (status 1).
 void emit(const bench::Report& rep, bool json) {
   if (json)
     fmt::print("{}\n", rep.json());
   else
     rep.print_table();
+  if (rep.check_failed) {
+    fmt::print(stderr, "error: a variant gave a wrong result before timing (see the notes)\n");
+    throw ExitCode{1};
+  }
 }
 
 }  // namespace
@@ -46,7 +51,7 @@ void add_bench_command(CLI::App& app) {
   core->add_flag("--json", json, "Print JSON instead of a table");
   core->add_option("--reps", core_opt.reps, "Timed runs per variant, at least (fast ones get more)")->check(positive());
   core->add_option("--min-time", core_opt.min_time, "Seconds of timed runs per comparison, about")->check(finite_non_negative())->capture_default_str();
-  core->add_option("--warmup", core_opt.warmup, "Untimed runs per variant first");
+  core->add_option("--warmup", core_opt.warmup, "Untimed runs per variant first")->check(CLI::NonNegativeNumber);
   core->callback([] {
     bench::Report rep;
     rep.device = describe(kCPU);
@@ -61,9 +66,12 @@ void add_bench_command(CLI::App& app) {
   kern->add_option("--device", device, "auto | cpu | cuda")->capture_default_str();
   kern->add_option("--shape", shapes, "T1 | T2 | L | B=..,S=..,H=..[,V=..][,P=0|1] (repeatable; default T1 T2, and L on a GPU; P=0: no padding)");
   kern->add_option("--kernel", kernel_opt.only, "Only kernels whose name contains this (attention, lstm, softmax_nll)");
+  kern->add_option("--input-sets", kernel_opt.input_sets,
+                   "Input sets rotated over (default: enough to flush the L2 between a set's uses, at least 2)")
+      ->check(CLI::Range(1, 4096));
   kern->add_option("--reps", kernel_opt.reps, "Timed runs per variant, at least (fast ones get more)")->check(positive());
   kern->add_option("--min-time", kernel_opt.min_time, "Seconds of timed runs per comparison, about")->check(finite_non_negative())->capture_default_str();
-  kern->add_option("--warmup", kernel_opt.warmup, "Untimed runs per variant first");
+  kern->add_option("--warmup", kernel_opt.warmup, "Untimed runs per variant first")->check(CLI::NonNegativeNumber);
   kern->callback([] {
     kernel_opt.device = resolve_device(device);
     kernel_opt.shapes = bench::parse_kernel_shapes(shapes, kernel_opt.device);
@@ -79,7 +87,7 @@ void add_bench_command(CLI::App& app) {
   backend->add_option("--megabytes", backend_opt.megabytes, "Size of each tensor")->check(positive())->capture_default_str();
   backend->add_option("--reps", backend_opt.reps, "Timed runs per variant, at least (fast ones get more)")->check(positive());
   backend->add_option("--min-time", backend_opt.min_time, "Seconds of timed runs per comparison, about")->check(finite_non_negative())->capture_default_str();
-  backend->add_option("--warmup", backend_opt.warmup, "Untimed runs per variant first");
+  backend->add_option("--warmup", backend_opt.warmup, "Untimed runs per variant first")->check(CLI::NonNegativeNumber);
   backend->callback([] {
     backend_opt.device = resolve_device(device);
     bench::Report rep;

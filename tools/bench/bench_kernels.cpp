@@ -8,13 +8,18 @@
 //   composed  the same computation from primitive ops (core/ops/composed.h),
 //   cudnn     cuDNN's RNN (LSTM on CUDA only),
 //   cpu_twin  the fused op on the CPU (when the device is a GPU).
-// Before timing, each variant's outputs and gradients are checked against the CPU twin
-// (norm-relative error). Times are medians of many runs after warm-up (GPU: CUDA events), two
-// input sets alternate between runs. GB/s and GFLOP/s use the minimum bytes the op must move
-// and its arithmetic; % roofline compares with max(bytes / copy bandwidth, flops / GEMM rate),
-// both measured by this tool in the same run. These are the very ops the engine ships.
+// Before timing, each variant's outputs and gradients, and its outputs without autograd (the
+// path the forward rows time), are checked against the CPU twin (norm-relative error), and the
+// CPU twin itself against the composed op in float64; a failed check is a note, the variant is
+// not timed, and the command fails. Times are medians of many runs after warm-up (GPU: CUDA
+// events), with the inputs rotated over enough sets to flush the L2 between a set's uses. GB/s
+// and GFLOP/s use the minimum bytes the op must move and its arithmetic; % roofline compares
+// with max(bytes / copy bandwidth, flops / GEMM rate), both measured by this tool in the same
+// run. These are the very ops the engine ships.
+#include <omp.h>
+#include <unistd.h>
+
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <map>
 
@@ -22,14 +27,13 @@
 #include "core/ops/composed.h"
 #include "core/ops/fused.h"
 #include "kernels/backend.h"
+#include "tools/bench/check.h"
 #include "tools/bench/harness.h"
 #include "tools/bench/suites.h"
 
 namespace attn::bench {
 
 namespace {
-
-using Fn = std::function<std::vector<Tensor>(const std::vector<Tensor>&)>;
 
 struct Cost {
   double bytes = 0, flops = 0;
@@ -97,13 +101,16 @@ std::vector<Kernel> kernels_for(Device device) {
                     {"composed", [](const std::vector<Tensor>& x) { auto o = composed::dot_attention(x[0], x[1], x[2]); return std::vector<Tensor>{o.context, o.weights}; }}};
     }
     k.cost = [additive, f4](const KernelShape& s, bool backward) {
+      // The kernels read keys and values at the N real positions only; the gradients of keys
+      // and values are written whole (zeros at padding), the weights too.
       const double B = static_cast<double>(s.B), S = static_cast<double>(s.S), H = static_cast<double>(s.H);
-      const double reads = B * H + B * S * H * (additive ? 2 : 1) + (additive ? H : 0);
+      const double N = real_positions(s), tensors = additive ? 2 : 1;  // (B, S, H) inputs: values (+ keys)
+      const double reads = B * H + N * H * tensors + (additive ? H : 0);
       const double writes = B * H + B * S;
-      Cost c{f4 * (reads + writes), (additive ? 4.0 : 2.0) * B * S * H + 2.0 * B * S * H + 5.0 * B * S};
-      if (backward) {  // reads the inputs, weights and d(context) again; writes every input's gradient
-        c.bytes += f4 * (reads + B * S + B * H + reads);
-        c.flops += (additive ? 8.0 : 4.0) * B * S * H + 4.0 * B * S * H;
+      Cost c{f4 * (reads + writes), (additive ? 4.0 : 2.0) * N * H + 2.0 * N * H + 5.0 * N};
+      if (backward) {  // reads the inputs, weights, d(context) and d(weights); writes every input's gradient
+        c.bytes += f4 * (reads + B * S + B * H + B * S + B * H + B * S * H * tensors + (additive ? H : 0));
+        c.flops += (additive ? 8.0 : 4.0) * N * H + 4.0 * N * H;
       }
       return c;
     };
@@ -133,9 +140,13 @@ std::vector<Kernel> kernels_for(Device device) {
       // cell run on the N real positions only (the fused layer leaves padding out).
       const double B = static_cast<double>(s.B), S = static_cast<double>(s.S), H = static_cast<double>(s.H);
       const double N = real_positions(s);
-      Cost c{f4 * (B * S * H * 2 + 8 * H * H), 2.0 * N * H * 4 * H * 2 + 20.0 * N * H};
+      // Forward: x in, output out, W_ih and W_hh (4H x H each) and two biases read, h0 / c0 in and
+      // h_n / c_n out. Backward: x, d(output) in and dx out; both weights read (dx, dh) and their
+      // gradients written; bias gradients; dh_n / dc_n in, dh0 / dc0 out; the 4H gates of each
+      // real position saved by the forward (written, then read).
+      Cost c{f4 * (B * S * H * 2 + 8 * H * H + 8 * H + 4 * B * H), 2.0 * N * H * 4 * H * 2 + 20.0 * N * H};
       if (backward) {
-        c.bytes += f4 * (B * S * H * 2 + 8 * H * H + N * 4 * H * 2);
+        c.bytes += f4 * (B * S * H * 3 + 16 * H * H + 16 * H + 4 * B * H + N * 4 * H * 2);
         c.flops *= 3.0;
       }
       return c;
@@ -169,34 +180,13 @@ std::vector<Kernel> kernels_for(Device device) {
   return ks;
 }
 
-double rel_err(const Tensor& a, const Tensor& b) {
-  std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
-  double num = 0, den = 0;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
-    num += (x[i] - y[i]) * (x[i] - y[i]);
-    den += y[i] * y[i];
-  }
-  return x.size() != y.size() ? INFINITY : (den == 0 ? std::sqrt(num) : std::sqrt(num / den));
-}
-
-// Outputs and input gradients of one variant (for the check).
-std::vector<Tensor> outputs_and_grads(const Fn& f, const std::vector<Tensor>& in_template, const std::vector<Tensor>& R) {
-  std::vector<Tensor> in;
-  for (const Tensor& t : in_template) {
-    Tensor c = t.detach();
-    if (is_floating(c.dtype())) c.requires_grad_(true);
-    in.push_back(c);
-  }
-  std::vector<Tensor> out = f(in);
-  TensorList roots, grads;
-  for (size_t k = 0; k < out.size(); ++k) {
-    roots.push_back(out[k]);
-    grads.push_back(R[k].to(out[k].device()));
-  }
-  run_backward(roots, grads, false);
-  for (const Tensor& t : in)
-    if (is_floating(t.dtype())) out.push_back(t.grad());
-  return out;
+// Bytes of input sets to rotate over so that a set's next use finds it out of the L2: twice the
+// L2 of the threads that run (CPU), 128 MB on a GPU (an H100 / H200 has 50 MB of L2).
+double l2_flush_bytes(Device d) {
+  if (d.is_cuda()) return 128.0 * (1 << 20);
+  long l2 = ::sysconf(_SC_LEVEL2_CACHE_SIZE);
+  if (l2 <= 0) l2 = 1 << 20;
+  return 2.0 * static_cast<double>(l2) * omp_get_max_threads();
 }
 
 struct Ceilings {
@@ -274,24 +264,56 @@ std::vector<KernelShape> parse_kernel_shapes(const std::vector<std::string>& spe
 
 void run_kernels(Report& rep, const KernelOptions& opt) {
   const Device dev = opt.device;
+  {
+    std::string names;
+    bool any = opt.only.empty();
+    for (const Kernel& k : kernels_for(dev)) {
+      any = any || k.name.find(opt.only) != std::string::npos;
+      names += (names.empty() ? "" : ", ") + k.name;
+    }
+    ATTN_CHECK(any, ValueError, "--kernel {}: no kernel has this in its name ({})", opt.only, names);
+  }
   const Clock clock = dev.is_cuda() ? cuda_clock() : host_clock();
   const Ceilings ceil = measure_ceilings(dev, clock, opt.reps, opt.min_time);
   rep.notes.push_back(fmt::format("ceilings measured in this run: copy {:.1f} GB/s, GEMM {:.1f} GFLOP/s", ceil.bandwidth * 1e-9,
                                   ceil.gemm_rate * 1e-9));
+  const double flush_bytes = l2_flush_bytes(dev);
   for (const KernelShape& shape : opt.shapes) {
     for (Kernel& k : kernels_for(dev)) {
       if (!opt.only.empty() && k.name.find(opt.only) == std::string::npos) continue;
       Generator g(7);
-      std::vector<Tensor> sets[2] = {k.make(shape, dev, g), k.make(shape, dev, g)};
+      // Input sets to rotate over: at least 2, and enough to flush the L2 between a set's uses.
+      std::vector<std::vector<Tensor>> sets = {k.make(shape, dev, g)};
+      double set_bytes = 0;
+      for (const Tensor& t : sets[0]) set_bytes += static_cast<double>(t.numel() * dtype_size(t.dtype()));
+      const size_t n_sets = opt.input_sets > 0 ? static_cast<size_t>(opt.input_sets)
+                                               : static_cast<size_t>(std::clamp(std::ceil(flush_bytes / std::max(1.0, set_bytes)), 2.0, 256.0));
+      while (sets.size() < n_sets) sets.push_back(k.make(shape, dev, g));
       std::vector<Tensor> cpu_in;
       for (const Tensor& t : sets[0]) cpu_in.push_back(t.to(kCPU));
       // upstream gradients, one per output
       std::vector<Tensor> probe = k.variants[0].second(cpu_in);
       std::vector<Tensor> R;
       for (const Tensor& o : probe) R.push_back(uniform(o.shape(), -1.0, 1.0, g));
-      const std::vector<Tensor> twin = outputs_and_grads(k.variants[0].second, cpu_in, R);
+      // The CPU twin (the fused op on the CPU), which every variant is checked against, is itself
+      // checked against the composed op in float64: on a CPU run the fused op is the twin, and a
+      // wrong fused kernel would otherwise pass and get the right composed one blamed.
+      const Fn& fused = k.variants[0].second;
+      const Fn& composed_fn = std::find_if(k.variants.begin(), k.variants.end(), [](const auto& v) { return v.first == "composed"; })->second;
+      std::vector<Tensor> R64;
+      for (const Tensor& r : R) R64.push_back(r.to(DType::Float64));
+      const std::vector<Tensor> oracle = outputs_and_grads(composed_fn, as_double(cpu_in), R64);
+      const std::vector<Tensor> twin = outputs_and_grads(fused, cpu_in, R);
+      const double twin_err = check_variant(fused, cpu_in, R, oracle);
+      if (!(twin_err <= 1e-4)) {
+        rep.notes.push_back(fmt::format("{} {}: CHECK FAILED: the fused op on the CPU (the twin) differs from the composed op "
+                                        "in float64 by {:.3g} (relative); nothing timed",
+                                        k.name, shape.name, twin_err));
+        rep.check_failed = true;
+        continue;
+      }
       std::vector<std::pair<std::string, Fn>> variants = k.variants;
-      if (dev.is_cuda()) variants.push_back({"cpu_twin", k.variants[0].second});
+      if (dev.is_cuda()) variants.push_back({"cpu_twin", fused});
       for (bool backward : {false, true}) {
         const Cost cost = k.cost(shape, backward);
         const std::string pass = fmt::format("{} {}", shape.name, backward ? "fwd+bwd" : "fwd");
@@ -300,25 +322,22 @@ void run_kernels(Report& rep, const KernelOptions& opt) {
         struct Prepared {
           std::string name;
           bool on_cpu;
-          double check;  // < 0: the reference itself
+          double check;
           std::function<void()> body;
         };
         std::vector<Prepared> prepared;
         for (auto& [vname, fn] : variants) {
           const bool on_cpu = vname == "cpu_twin";
-          double worst = -1;
-          if (!(on_cpu || (dev.is_cpu() && vname == "fused"))) {
-            const std::vector<Tensor> got = outputs_and_grads(fn, sets[0], R);
-            worst = 0;
-            for (size_t i = 0; i < got.size() && i < twin.size(); ++i) worst = std::max(worst, rel_err(got[i].to(kCPU), twin[i]));
-            if (!(worst <= 1e-4)) {
-              rep.notes.push_back(fmt::format("{} {} {}: CHECK FAILED (relative error {:.3g}); not timed", k.name, pass, vname, worst));
-              continue;
-            }
+          const bool is_twin = on_cpu || (dev.is_cpu() && vname == "fused");
+          const double worst = is_twin ? twin_err : check_variant(fn, sets[0], R, twin);
+          if (!(worst <= 1e-4)) {
+            rep.notes.push_back(fmt::format("{} {} {}: CHECK FAILED (relative error {:.3g}); not timed", k.name, pass, vname, worst));
+            rep.check_failed = true;
+            continue;
           }
-          auto leaves = std::make_shared<std::array<std::vector<Tensor>, 2>>();
-          auto grads = std::make_shared<std::array<TensorList, 2>>();
-          for (int s = 0; s < 2; ++s) {
+          auto leaves = std::make_shared<std::vector<std::vector<Tensor>>>(on_cpu ? 1 : sets.size());
+          auto grads = std::make_shared<std::vector<TensorList>>(leaves->size());
+          for (size_t s = 0; s < leaves->size(); ++s) {
             for (const Tensor& t : on_cpu ? cpu_in : sets[s]) {
               Tensor c = t.detach();
               if (backward && is_floating(c.dtype())) c.requires_grad_(true);
@@ -326,10 +345,10 @@ void run_kernels(Report& rep, const KernelOptions& opt) {
             }
             for (const Tensor& r : R) (*grads)[s].push_back(r.to(on_cpu ? kCPU : dev));
           }
-          auto counter = std::make_shared<int>(0);
+          auto counter = std::make_shared<size_t>(0);
           Fn f = fn;
           prepared.push_back({vname, on_cpu, worst, [f, leaves, grads, counter, backward] {
-                                const int s = (*counter)++ & 1;
+                                const size_t s = (*counter)++ % leaves->size();
                                 if (backward) {
                                   std::vector<Tensor> out = f((*leaves)[s]);
                                   TensorList roots(out.begin(), out.end());
@@ -363,7 +382,8 @@ void run_kernels(Report& rep, const KernelOptions& opt) {
           r.metrics["GB/s"] = cost.bytes / t.median_s * 1e-9;
           r.metrics["GFLOP/s"] = cost.flops / t.median_s * 1e-9;
           if (!p.on_cpu) r.metrics["pct_roofline"] = 100.0 * roof / t.median_s;
-          if (p.check >= 0) r.metrics["check_err"] = p.check;
+          r.metrics["check_err"] = p.check;
+          r.metrics["input_sets"] = static_cast<double>(p.on_cpu ? 1 : sets.size());
           if (composed && t.name != "composed" && !p.on_cpu) r.metrics["x_vs_composed"] = paired_speedup(t, *composed);
           rep.rows.push_back(r);
         }
@@ -372,8 +392,12 @@ void run_kernels(Report& rep, const KernelOptions& opt) {
   }
   rep.notes.push_back("x_vs_composed is the median over rounds of composed time / this variant's time in the same round "
                       "(every round runs each variant once, in a random order)");
-  rep.notes.push_back("pct_roofline counts each byte once from memory at the copy bandwidth of a 64 MB copy: above 100 when "
-                      "the working set stays in cache");
+  rep.notes.push_back(fmt::format(
+      "inputs rotate over input_sets sets, at least {:.0f} MiB in all (twice the L2), so a set is out of the L2 when it "
+      "comes back; pct_roofline counts each byte once at the copy bandwidth of a 64 MiB copy, so it exceeds 100 where "
+      "the working set stays in a larger cache (the CPU's L3); check_err: relative error against the CPU twin (the "
+      "twin's own: against the composed op in float64), outputs with and without autograd and every gradient",
+      flush_bytes / (1 << 20)));
   rep.notes.push_back("shapes: T1 = (B 1, S 10, H 256, V 10k), T2 = (B 32, S 20, H 256, V 10k), L = (B 128, S 50, H 1024, V 32k); "
                       "attention is one decoder step, softmax_nll has B*S rows");
 }

@@ -25,10 +25,12 @@ inline double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+// The middle value; the mean of the two middle ones for an even count.
 inline double median_of(std::vector<double> v) {
   if (v.empty()) return 0.0;
   std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
+  const size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 inline Timing summarize(std::string name, std::vector<double> samples) {
@@ -39,7 +41,7 @@ inline Timing summarize(std::string name, std::vector<double> samples) {
   t.runs = static_cast<int>(samples.size());
   t.min_s = samples.front();
   t.max_s = samples.back();
-  t.median_s = samples[samples.size() / 2];
+  t.median_s = median_of(samples);
   return t;
 }
 

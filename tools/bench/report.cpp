@@ -35,6 +35,7 @@ std::string Report::json() const {
     j["rows"].push_back(o);
   }
   j["notes"] = notes;
+  j["check_failed"] = check_failed;
   return j.dump(2);
 }
 

@@ -21,6 +21,7 @@ struct Report {
   std::string device;   // where it ran
   std::vector<Row> rows;
   std::vector<std::string> notes;
+  bool check_failed = false;  // a variant gave a wrong result (named in notes): the command fails
   void print_table() const;
   std::string json() const;
 };
