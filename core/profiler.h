@@ -22,6 +22,7 @@ class Profiler {
     device_ = device;
   }
   void disable() { enabled_ = false; }
+  void resume() { enabled_ = true; }  // on the device enable() named
   bool enabled() const { return enabled_; }
   void add(const std::string& stage, double seconds) {
     auto& e = totals_[stage];
@@ -50,6 +51,20 @@ class Profiler {
   Device device_ = kCPU;
   std::map<std::string, std::pair<double, int64_t>> totals_;
   std::map<std::string, std::map<std::string, std::pair<double, int64_t>>> details_;
+};
+
+// Profiling off for a scope (validation inside a profiled training run), back on after.
+class ProfilerPause {
+ public:
+  ProfilerPause() : was_(Profiler::instance().enabled()) { Profiler::instance().disable(); }
+  ~ProfilerPause() {
+    if (was_) Profiler::instance().resume();
+  }
+  ProfilerPause(const ProfilerPause&) = delete;
+  ProfilerPause& operator=(const ProfilerPause&) = delete;
+
+ private:
+  bool was_;
 };
 
 class ProfileStage {

@@ -149,15 +149,27 @@ TEST(Translator, ResumeIsBitwiseOnTheCpu) {
 TEST(Translator, ProfileReportsEveryStageAndTheBackwardByNode) {
   TempDir dir;
   write_dates(dir / "train.tsv", 100, 8);
+  write_dates(dir / "valid.tsv", 300, 9);
   train::TrainOptions o = small_run(dir / "train.tsv", dir / "run", "bahdanau");
-  o.max_steps = 4;
+  o.max_steps = 7;  // one epoch of 100 pairs in batches of 16: validation runs after it
+  o.valid_path = dir / "valid.tsv";
   o.teacher_forcing = 0.5;
   o.profile = true;
-  const nlohmann::json p = train::train(o).profile;
+  const train::TrainResult r = train::train(o);
+  const nlohmann::json& p = r.profile;
+  ASSERT_GE(r.best_bleu, 0.0) << "validation did not run";
+  double staged = 0.0;
   for (const char* stage : {"encoder", "attention", "decoder_cell", "classifier_loss", "backward", "optimizer"}) {
     ASSERT_TRUE(p.contains(stage)) << stage << " missing from " << p.dump();
     EXPECT_GT(p[stage].get<double>(), 0.0) << stage;
+    staged += p[stage].get<double>();
   }
+  // The stages and "other" make up the training steps' time; validation (300 pairs decoded after
+  // the 7 steps) is not counted in any stage (it was: the stages summed to more than the steps).
+  ASSERT_TRUE(p.contains("other") && p.contains("steps_total")) << p.dump();
+  EXPECT_LE(staged, p["steps_total"].get<double>());
+  EXPECT_NEAR(staged + p["other"].get<double>(), p["steps_total"].get<double>(), 1e-9);
+  EXPECT_NEAR(p["steps_total"].get<double>(), r.train_seconds, 1e-9);
   // The backward's parts: the nodes this model records, each timed, together within the stage.
   double parts = 0.0;
   for (const char* node : {"LinearBackward", "LstmLayerBackward", "AdditiveAttentionBackward", "SoftmaxNllBackward",

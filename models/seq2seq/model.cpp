@@ -160,17 +160,16 @@ Tensor BahdanauDecoder::classify(const Tensor& features) const {
 StepOutput BahdanauDecoder::step_features(const Tensor& input, DecoderState& state) const {
   const int64_t B = input.size(0);
   AttentionOutput att;
-  Tensor emb;
   {
     PROFILE_STAGE("attention");
-    emb = dropout(embedding->forward(input), cfg_.dropout, is_training(), *gen_);      // (B, H)
-    Tensor query = fc_hidden->forward(state.h.select(0, cfg_.layers - 1));            // from h_{t-1}
+    Tensor query = fc_hidden->forward(state.h.select(0, cfg_.layers - 1));  // from h_{t-1}
     att = additive_attention(query, state.keys, v_of(weight), state.memory, state.lengths);
   }
   nn::LstmOutput o;
   {
     PROFILE_STAGE("decoder_cell");
-    Tensor x = cat({emb, att.context}, 1).unsqueeze(1);  // (B, 1, 2H)
+    Tensor emb = dropout(embedding->forward(input), cfg_.dropout, is_training(), *gen_);  // (B, H)
+    Tensor x = cat({emb, att.context}, 1).unsqueeze(1);                                  // (B, 1, 2H)
     o = lstm->forward(x, ones_lengths(input, B), state.h, state.c);
     state.h = o.h_n;
     state.c = o.c_n;
@@ -327,6 +326,9 @@ Seq2Seq::Loss Seq2Seq::loss(const Tensor& src, const Tensor& src_len, const Tens
   {
     PROFILE_STAGE("encoder");
     enc = encoder->forward(src, src_len);
+  }
+  {
+    PROFILE_STAGE("attention");  // the attention keys, projected once per batch
     state = decoder->init(enc);
   }
   Loss out;

@@ -406,6 +406,7 @@ TrainResult train(const TrainOptions& cli) {
     models::save_checkpoint(result.checkpoint_dir, *model, src_vocab, tgt_vocab, &ts);
   };
   auto validate = [&]() -> Validation {
+    ProfilerPause no_profile;  // --profile reports the training steps only
     Validation v;
     model->eval();
     v.loss = models::evaluate_loss(*model, valid_examples, opt.batch).loss;
@@ -557,13 +558,17 @@ TrainResult train(const TrainOptions& cli) {
                        result.train_tokens_per_s, result.checkpoint_dir,
                        best_bleu >= 0 ? fmt::format(", best model {} (valid BLEU {:.2f})", result.best_dir, best_bleu) : ""));
   if (opt.profile) {
+    // Shares of the training steps' wall time (validation and checkpoints are outside it and
+    // not profiled); "other" is the step time no stage covers (batches, copies to the device,
+    // the loss value, gathers of the classifier's rows).
     nlohmann::json prof;
-    double total = 0.0;
-    for (const auto& [name, v] : Profiler::instance().totals()) total += v.first;
-    rep.line("profile (time per stage over the run):");
+    double staged = 0.0;
+    for (const auto& [name, v] : Profiler::instance().totals()) staged += v.first;
+    const double total = std::max(train_time, 1e-12), other = std::max(0.0, train_time - staged);
+    rep.line(fmt::format("profile (time per stage over the {} training steps, {:.3f} s):", step, train_time));
     for (const auto& [name, v] : Profiler::instance().totals()) {
       prof[name] = v.first;
-      rep.line(fmt::format("  {:<16} {:>9.3f} s  {:5.1f}%  ({} calls)", name, v.first, 100.0 * v.first / std::max(total, 1e-12), v.second));
+      rep.line(fmt::format("  {:<16} {:>9.3f} s  {:5.1f}%  ({} calls)", name, v.first, 100.0 * v.first / total, v.second));
       // The parts of a stage, largest first (the backward by autograd node).
       auto it = Profiler::instance().details().find(name);
       if (it == Profiler::instance().details().end()) continue;
@@ -571,9 +576,13 @@ TrainResult train(const TrainOptions& cli) {
       std::sort(parts.begin(), parts.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
       for (const auto& [part, pv] : parts) {
         prof[name + "/" + part] = pv.first;
-        rep.line(fmt::format("    {:<26} {:>9.3f} s  {:5.1f}%  ({} calls)", part, pv.first, 100.0 * pv.first / std::max(total, 1e-12), pv.second));
+        rep.line(fmt::format("    {:<26} {:>9.3f} s  {:5.1f}%  ({} calls)", part, pv.first, 100.0 * pv.first / total, pv.second));
       }
     }
+    prof["other"] = other;
+    prof["steps_total"] = train_time;
+    rep.line(fmt::format("  {:<16} {:>9.3f} s  {:5.1f}%  (outside the stages: batches, device copies, loss value)", "other",
+                         other, 100.0 * other / total));
     result.profile = prof;
     Profiler::instance().disable();
   }
