@@ -148,17 +148,26 @@ void add_demo_command(CLI::App& app) {
       fmt::print("\nBLEU on {} test sentences: {:.2f}  ({})\n", out.size(), b.score, b.signature);
     }
     // The heatmap of one longer example.
-    size_t pick = 0;
-    for (size_t i = 0; i < out.size(); ++i)
-      if (out[i].source_tokens.size() > out[pick].source_tokens.size() && out[i].source_tokens.size() <= 12) pick = i;
-    viz::Alignment a{out[pick].source_tokens, out[pick].output_tokens[0], out[pick].hypotheses[0].attention};
+    // (among the decoded ones: a source without a token has no hypothesis)
+    size_t pick = out.size();
+    for (size_t i = 0; i < out.size(); ++i) {
+      if (out[i].hypotheses.empty() || out[i].source_tokens.size() > 12) continue;
+      if (pick == out.size() || out[i].source_tokens.size() > out[pick].source_tokens.size()) pick = i;
+    }
+    if (pick == out.size())
+      for (size_t i = 0; i < out.size() && pick == out.size(); ++i)
+        if (!out[i].hypotheses.empty()) pick = i;
     const std::string svg = (fs::path(out_dir) / "heatmap.svg").string();
-    viz::write_svg(svg, a, out[pick].source + "  →  " + out[pick].outputs[0]);
-    fmt::print("\nAttention of \"{}\" -> \"{}\":\n{}\n", out[pick].source, out[pick].outputs[0],
-               viz::text_heatmap(a, ::isatty(STDOUT_FILENO) == 1));
+    if (pick < out.size()) {
+      viz::Alignment a{out[pick].source_tokens, out[pick].output_tokens[0], out[pick].hypotheses[0].attention};
+      viz::write_svg(svg, a, out[pick].source + "  →  " + out[pick].outputs[0]);
+      fmt::print("\nAttention of \"{}\" -> \"{}\":\n{}\n", out[pick].source, out[pick].outputs[0],
+                 viz::text_heatmap(a, ::isatty(STDOUT_FILENO) == 1));
+      fmt::print("Heatmap written to {}\n", svg);
+    }
     const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    fmt::print("Heatmap written to {}\nModel in {} (try: attn translate --model {} \"{}\")\nDone in {:.0f} s.\n", svg,
-               r.checkpoint_dir, r.checkpoint_dir, dates ? "the first of may two thousand and one" : "I like tea.", total);
+    fmt::print("Model in {} (try: attn translate --model {} \"{}\")\nDone in {:.0f} s.\n", r.checkpoint_dir,
+               r.checkpoint_dir, dates ? "the first of may two thousand and one" : "I like tea.", total);
   });
 }
 
