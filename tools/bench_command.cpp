@@ -67,8 +67,9 @@ void add_bench_command(CLI::App& app) {
   kern->add_option("--shape", shapes, "T1 | T2 | L | B=..,S=..,H=..[,V=..][,P=0|1] (repeatable; default T1 T2, and L on a GPU; P=0: no padding)");
   kern->add_option("--kernel", kernel_opt.only, "Only kernels whose name contains this (attention, lstm, softmax_nll)");
   kern->add_option("--input-sets", kernel_opt.input_sets,
-                   "Input sets rotated over (default: enough to flush the L2 between a set's uses, at least 2)")
-      ->check(CLI::Range(1, 4096));
+                   "Input sets alternated between calls (the L2 is flushed before each call in any case)")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
   kern->add_option("--reps", kernel_opt.reps, "Timed runs per variant, at least (fast ones get more)")->check(positive());
   kern->add_option("--min-time", kernel_opt.min_time, "Seconds of timed runs per comparison, about")->check(finite_non_negative())->capture_default_str();
   kern->add_option("--warmup", kernel_opt.warmup, "Untimed runs per variant first")->check(CLI::NonNegativeNumber);

@@ -80,9 +80,11 @@ using Variants = std::vector<std::pair<std::string, std::function<void()>>>;
 // for fast variants: as many as fit in about `min_seconds` (at most `max_reps`), so that a
 // microsecond kernel gets thousands of samples and not twenty. Warm-up likewise runs at least
 // `warmup` rounds and at least a tenth of that time (caches, allocator pools, sleeping threads).
+// `before_each`, when given, runs before every call, untimed (the kernel profiler flushes the L2
+// there).
 inline std::vector<Timing> time_interleaved(const Variants& variants, int warmup, int reps,
                                             const Clock& clock = host_clock(), double min_seconds = 0.25,
-                                            int max_reps = 20000) {
+                                            int max_reps = 20000, const std::function<void()>& before_each = {}) {
   std::vector<size_t> order(variants.size());
   std::iota(order.begin(), order.end(), size_t{0});
   std::mt19937 shuffle_rng(12345);  // fixed: the same orders in every run
@@ -90,6 +92,7 @@ inline std::vector<Timing> time_interleaved(const Variants& variants, int warmup
     std::shuffle(order.begin(), order.end(), shuffle_rng);
     double total = 0;
     for (size_t i : order) {
+      if (before_each) before_each();
       clock.start();
       variants[i].second();
       const double t = clock.stop();

@@ -39,7 +39,7 @@ struct KernelOptions {
   Device device = kCPU;
   std::vector<KernelShape> shapes;
   std::string only;  // run only kernels whose name contains this
-  int input_sets = 0;  // input sets rotated over; 0: enough to flush the L2 (at least 2)
+  int input_sets = 2;  // input sets alternated between calls
   int warmup = 2;
   int reps = 15;
   double min_time = 0.25;
