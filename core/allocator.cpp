@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "core/caching_allocator.h"
@@ -27,24 +28,30 @@ class CpuAllocator final : public Allocator {
   static constexpr size_t kKeepPerClass = 64;
 
   void* allocate(size_t nbytes) override {
+    // (a size near SIZE_MAX wrapped to a tiny block in the rounding)
+    if (nbytes > kMaxBytes) throw out_of_memory(nbytes, "more than the address space holds");
     const size_t rounded = nbytes == 0 ? kCpuAlignment : (nbytes + kCpuAlignment - 1) / kCpuAlignment * kCpuAlignment;
     void* p = nullptr;
     if (rounded <= kSmallMax) {
-      auto& list = cache().lists[rounded / kCpuAlignment - 1];
-      if (!list.empty()) {
-        p = list.back();
-        list.pop_back();
+      if (Cache* c = cache()) {
+        auto& list = c->lists[rounded / kCpuAlignment - 1];
+        if (!list.empty()) {
+          p = list.back();
+          list.pop_back();
+        }
       }
-    }
-    if (!p && rounded > kSmallMax) p = large().allocate(rounded);
-    if (!p) {
-      p = std::aligned_alloc(kCpuAlignment, rounded);
-      system_allocations_.fetch_add(1, std::memory_order_relaxed);
-    }
-    if (!p) {
-      throw OutOfMemoryError(fmt::format(
-          "CPU out of memory: asked for {} bytes with {} bytes in use by tensors", nbytes,
-          in_use_.load(std::memory_order_relaxed)));
+      if (!p) {
+        p = std::aligned_alloc(kCpuAlignment, rounded);
+        if (!p) throw out_of_memory(nbytes, "the C library has no more");
+        system_allocations_.fetch_add(1, std::memory_order_relaxed);
+        small_reserved().fetch_add(static_cast<int64_t>(rounded), std::memory_order_relaxed);
+      }
+    } else {
+      try {
+        p = large().allocate(rounded);
+      } catch (const OutOfMemoryError& e) {
+        throw out_of_memory(nbytes, e.what());
+      }
     }
     int64_t now = in_use_.fetch_add(static_cast<int64_t>(nbytes), std::memory_order_relaxed) +
                   static_cast<int64_t>(nbytes);
@@ -58,12 +65,14 @@ class CpuAllocator final : public Allocator {
     in_use_.fetch_sub(static_cast<int64_t>(nbytes), std::memory_order_relaxed);
     const size_t rounded = nbytes == 0 ? kCpuAlignment : (nbytes + kCpuAlignment - 1) / kCpuAlignment * kCpuAlignment;
     if (rounded <= kSmallMax) {
-      auto& list = cache().lists[rounded / kCpuAlignment - 1];
-      if (list.size() < kKeepPerClass) {
-        list.push_back(ptr);
-        return;
+      if (Cache* c = cache()) {
+        auto& list = c->lists[rounded / kCpuAlignment - 1];
+        if (list.size() < kKeepPerClass) {
+          list.push_back(ptr);
+          return;
+        }
       }
-      std::free(ptr);
+      free_small(ptr, rounded);
       return;
     }
     large().deallocate(ptr, rounded);
@@ -72,7 +81,8 @@ class CpuAllocator final : public Allocator {
     AllocatorStats s;
     const AllocatorStats big = large().stats();
     s.in_use = in_use_.load();
-    s.reserved = s.in_use + (big.reserved - big.in_use);
+    // small blocks held from the system (live or in the free lists), rounded, plus the large pool
+    s.reserved = small_reserved().load() + big.reserved;
     s.peak = peak_.load();
     s.allocations = allocations_.load();
     s.system_allocations = system_allocations_.load() + big.system_allocations;
@@ -80,16 +90,44 @@ class CpuAllocator final : public Allocator {
   }
 
  private:
+  static constexpr size_t kMaxBytes = size_t{1} << 62;
+
+  OutOfMemoryError out_of_memory(size_t nbytes, const std::string& why) const {
+    return OutOfMemoryError(fmt::format("CPU out of memory: tried to allocate {} bytes; {} bytes in use by tensors, {} "
+                                        "reserved ({})",
+                                        nbytes, in_use_.load(std::memory_order_relaxed), stats().reserved, why));
+  }
+
+  // Bytes of small blocks held from the system, over all threads.
+  static std::atomic<int64_t>& small_reserved() {
+    static std::atomic<int64_t> n{0};
+    return n;
+  }
+  static void free_small(void* p, size_t rounded) {
+    std::free(p);
+    small_reserved().fetch_sub(static_cast<int64_t>(rounded), std::memory_order_relaxed);
+  }
+
+  // A thread's free lists. A tensor can outlive them: one held by a thread_local built before
+  // them, or by a static when the main thread's thread_locals are gone; its block then goes
+  // straight back to the C library (the flag is trivially destructible, so it stays readable
+  // until the thread's storage is gone; the lists' vectors are not).
+  static bool& cache_gone() {
+    thread_local bool gone = false;
+    return gone;
+  }
   struct Cache {
     std::vector<void*> lists[kClasses];
     ~Cache() {
-      for (auto& l : lists)
-        for (void* p : l) std::free(p);
+      for (size_t k = 0; k < kClasses; ++k)
+        for (void* p : lists[k]) free_small(p, (k + 1) * kCpuAlignment);
+      cache_gone() = true;
     }
   };
-  static Cache& cache() {
+  static Cache* cache() {
+    if (cache_gone()) return nullptr;
     thread_local Cache c;
-    return c;
+    return &c;
   }
   struct AlignedMemory final : MemorySource {
     void* raw_alloc(size_t n) override { return std::aligned_alloc(kCpuAlignment, n); }
@@ -109,8 +147,9 @@ class CpuAllocator final : public Allocator {
 }  // namespace
 
 Allocator& allocator_for(Device device) {
-  static CpuAllocator cpu;
-  if (device.is_cpu()) [[likely]] return cpu;
+  // Never destroyed: tensors in statics are freed after every static destructor that would run.
+  static CpuAllocator* const cpu = new CpuAllocator;
+  if (device.is_cpu()) [[likely]] return *cpu;
 #if ATTN_WITH_CUDA
   return cuda::cuda_allocator(device);
 #else

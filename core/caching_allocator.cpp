@@ -23,6 +23,10 @@ size_t CachingAllocator::round_size(size_t nbytes) {
 }
 
 void* CachingAllocator::allocate(size_t nbytes) {
+  if (nbytes > (size_t{1} << 62)) {  // round_size would wrap to a tiny block
+    throw OutOfMemoryError(fmt::format("{} out of memory: tried to allocate {} bytes, more than the address space holds",
+                                       device_name_, nbytes));
+  }
   const size_t size = round_size(nbytes);
   std::lock_guard<std::mutex> lock(mu_);
   ++stats_.allocations;

@@ -58,14 +58,23 @@ Tensor empty(const Shape& shape, Options opt) {
 Tensor empty_strided(const Shape& shape, const Strides& strides, Options opt) {
   ATTN_CHECK(shape.size() == strides.size(), ShapeError,
              "empty_strided: shape {} and strides {} differ in rank", shape, strides);
-  int64_t extent = 1;
+  int64_t extent = 1, span = 0, nbytes = 0;
+  bool overflow = false;
   for (size_t i = 0; i < shape.size(); ++i) {
     ATTN_CHECK(shape[i] >= 0 && strides[i] >= 0, ShapeError,
                "empty_strided: bad shape {} / strides {}", shape, strides);
     if (shape[i] == 0) extent = 0;
-    if (extent) extent += (shape[i] - 1) * strides[i];
+    if (extent) {
+      overflow = overflow || __builtin_mul_overflow(shape[i] - 1, strides[i], &span) ||
+                 __builtin_add_overflow(extent, span, &extent);
+    }
   }
-  auto storage = std::make_shared<Storage>(static_cast<size_t>(extent) * dtype_size(opt.dtype), opt.device);
+  overflow = overflow || __builtin_mul_overflow(extent, static_cast<int64_t>(dtype_size(opt.dtype)), &nbytes);
+  if (overflow) {  // (the byte count wrapped: a small storage under elements far beyond it)
+    throw OutOfMemoryError(fmt::format("empty_strided: shape {} with strides {} spans more bytes than fit in 64 bits",
+                                       shape, strides));
+  }
+  auto storage = std::make_shared<Storage>(static_cast<size_t>(nbytes), opt.device);
   return Tensor(std::make_shared<TensorImpl>(std::move(storage), shape, strides, 0, opt.dtype));
 }
 

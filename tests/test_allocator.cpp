@@ -3,11 +3,19 @@
 // statistics, and the out-of-memory path under a cap.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <set>
+#include <string>
+#include <thread>
+#include <vector>
 
+#include "core/allocator.h"
 #include "core/caching_allocator.h"
 #include "core/error.h"
+#include "core/io/atomic_file.h"
+#include "core/tensor.h"
 
 namespace attn {
 namespace {
@@ -26,6 +34,11 @@ struct FakeSource : MemorySource {
     std::free(p);
   }
   std::string describe() const override { return "; fake device of the test"; }
+};
+
+struct AlignedSourceForTest : MemorySource {
+  void* raw_alloc(size_t n) override { return std::malloc(n); }
+  void raw_free(void* p) override { std::free(p); }
 };
 
 TEST(CachingAllocator, ReusesFreedBlocksWithoutNewDeviceAllocations) {
@@ -140,4 +153,84 @@ TEST(CachingAllocator, PoolsAreKeptPerStream) {
 }
 
 }  // namespace
+// ---------------------------------------------------------------- the CPU allocator (from a review)
+
+// A tensor held by a thread_local built before the thread's free lists outlives them: its block
+// was pushed into a destroyed vector (heap corruption, a crash in the C library at thread exit).
+TEST(CpuAllocator, ATensorThatOutlivesItsThreadsFreeListsIsFreedSafely) {
+  const int64_t before = allocator_for(kCPU).stats().in_use;
+  for (int round = 0; round < 20; ++round) {
+    std::thread t([] {
+      thread_local Tensor held;  // constructed first, destroyed after the free lists
+      { Tensor warm = empty({4}); }  // the size class's list gets capacity
+      held = empty({4});
+    });
+    t.join();
+  }
+  EXPECT_EQ(allocator_for(kCPU).stats().in_use, before);
+}
+
+// Blocks in a thread's free lists are reserved memory; they go back when the thread ends.
+TEST(CpuAllocator, SmallBlocksInTheFreeListsCountAsReserved) {
+  Allocator& a = allocator_for(kCPU);
+  const AllocatorStats start = a.stats();
+  AllocatorStats held;
+  std::thread t([&] {
+    std::vector<void*> blocks;
+    for (int i = 0; i < 64; ++i) blocks.push_back(a.allocate(4096));
+    for (void* p : blocks) a.deallocate(p, 4096);
+    held = a.stats();
+  });
+  t.join();
+  EXPECT_EQ(held.in_use, start.in_use);
+  EXPECT_GE(held.reserved - start.reserved, 64 * 4096);  // (was: not counted at all)
+  EXPECT_EQ(a.stats().reserved, start.reserved);
+}
+
+TEST(CpuAllocator, SizesThatWouldWrapInTheRoundingAreOutOfMemory) {
+  Allocator& a = allocator_for(kCPU);
+  const int64_t in_use = a.stats().in_use;
+  for (size_t n : {SIZE_MAX, SIZE_MAX - 127, SIZE_MAX - (size_t{2} << 20) + 100}) {
+    try {
+      void* p = a.allocate(n);  // (SIZE_MAX segfaulted; the others returned a tiny block)
+      a.deallocate(p, n);
+      FAIL() << n << " bytes were handed out";
+    } catch (const OutOfMemoryError& e) {
+      EXPECT_NE(std::string(e.what()).find(std::to_string(n)), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(a.stats().in_use, in_use);
+  CachingAllocator device("fake", std::make_unique<AlignedSourceForTest>());
+  EXPECT_THROW(device.allocate(SIZE_MAX - 127), OutOfMemoryError);
+  // strides whose byte count wraps: a small storage under elements far beyond it, before
+  EXPECT_THROW(empty_strided({2, 2}, {int64_t{1} << 62, 1}), OutOfMemoryError);
+  // and a view past the end through an overflowing bound check
+  EXPECT_THROW(zeros({4}).narrow(0, 1, INT64_MAX), IndexError);
+  EXPECT_THROW(zeros({4}).narrow(0, 5, 0), IndexError);
+  EXPECT_EQ(zeros({4}).narrow(0, 4, 0).numel(), 0);
+}
+
+// Threads writing one path: each write is whole (they shared one temporary and mixed bytes).
+TEST(AtomicFile, ThreadsWritingOnePathLeaveOneWholeContent) {
+  const std::string path = ::testing::TempDir() + "/atomic-threads.txt";
+  std::vector<std::string> contents;
+  for (int k = 0; k < 4; ++k) contents.push_back(std::string(static_cast<size_t>(1000 + 7919 * k), static_cast<char>('a' + k)));
+  for (int round = 0; round < 30; ++round) {
+    std::vector<std::thread> ts;
+    std::vector<int> failures(4, 0);
+    for (int k = 0; k < 4; ++k)
+      ts.emplace_back([&, k] {
+        try {
+          io::write_file_atomic(path, contents[static_cast<size_t>(k)]);
+        } catch (const std::exception&) {
+          failures[static_cast<size_t>(k)] = 1;
+        }
+      });
+    for (auto& t : ts) t.join();
+    for (int f : failures) EXPECT_EQ(f, 0) << "round " << round;
+    const std::string got = io::read_file(path);
+    EXPECT_TRUE(std::find(contents.begin(), contents.end(), got) != contents.end()) << "round " << round << ": " << got.size() << " bytes";
+  }
+}
+
 }  // namespace attn

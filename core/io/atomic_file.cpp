@@ -4,7 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 #include "core/error.h"
@@ -39,14 +41,17 @@ std::string parent_dir(const std::string& path) {
 
 void write_file_atomic(const std::string& path, std::string_view bytes) {
   ATTN_CHECK(!path.empty(), IOError, "write_file_atomic: empty path");
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  // A temporary of this call alone (two threads writing one path shared "<path>.tmp-<pid>" and
+  // mixed their bytes), created exclusively, never through a planted symlink.
+  static std::atomic<uint64_t> counter{0};
+  const std::string tmp = fmt::format("{}.tmp-{}-{}", path, ::getpid(), counter.fetch_add(1));
   auto fail = [&](const char* what, int err) {
     ::unlink(tmp.c_str());
     throw IOError(fmt::format("cannot write '{}': {} '{}' failed: {}", path, what, tmp, errno_text(err)));
   };
 
   Fd f;
-  f.fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  f.fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
   if (f.fd < 0) {
     const int err = errno;
     throw IOError(fmt::format("cannot write '{}': cannot create '{}': {}", path, tmp, errno_text(err)));

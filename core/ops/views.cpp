@@ -212,7 +212,7 @@ Tensor Tensor::narrow(int64_t dim_in, int64_t start, int64_t length) const {
   const int64_t d = wrap_existing_dim(dim_in, dim(), "narrow");
   const int64_t size = shape()[d];
   if (start < 0) start += size;
-  ATTN_CHECK(start >= 0 && length >= 0 && start + length <= size, IndexError,
+  ATTN_CHECK(start >= 0 && length >= 0 && start <= size && length <= size - start, IndexError,  // (no start + length: it overflows)
              "narrow: start {} and length {} do not fit dim {} of size {} (shape {})", start,
              length, d, size, shape());
   Shape s = shape();
