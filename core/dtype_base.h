@@ -48,6 +48,19 @@ inline bool holds_value(DType t, double v) {
   return v == std::floor(v) && v >= -9223372036854775808.0 && v < 9223372036854775808.0;  // (NaN: false)
 }
 
+// Whether a fill value (full, fill_, masked_fill) converts to the dtype without overflow, the
+// check PyTorch makes: NaN, inf and anything up to the largest finite value for floating types,
+// a finite number in (-2^63 - 1, 2^63) for int64 (fractions truncate toward zero, as in
+// PyTorch), anything for bool (nonzero is true). The C++ conversion out of range is undefined.
+inline bool fill_value_fits(DType t, double v) {
+  switch (t) {
+    case DType::Float32: return !(std::abs(v) > 3.4028234663852886e38) || std::isinf(v);
+    case DType::Float16: return !(std::abs(v) > 65504.0) || std::isinf(v);
+    case DType::Int64: return v > -9223372036854777856.0 && v < 9223372036854775808.0;  // (NaN: false)
+    default: return true;
+  }
+}
+
 template <typename T>
 struct dtype_of;
 template <>

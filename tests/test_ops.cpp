@@ -3,6 +3,7 @@
 // finite differences in float64, and each input's gradient taken alone against all at once.
 #include <gtest/gtest.h>
 
+#include "core/ops/fused.h"
 #include "tests/op_cases.h"
 
 namespace attn::test {
@@ -205,6 +206,38 @@ TEST(OpScalars, MaximumAndReluPropagateNaNAsPyTorchDoes) {
     EXPECT_EQ(v[2], 2.0);
     EXPECT_TRUE(std::isnan(relu(x).to_vector<double>()[0])) << dtype_name(dtype);
   }
+}
+
+// Fill values the dtype cannot hold are refused, as in PyTorch (from a review: an int64
+// masked_fill with inf, NaN or 1e20 wrote INT64_MIN, the C++ conversion being undefined).
+TEST(OpScalars, FillValuesThatOverflowTheDtypeAreRefused) {
+  const Tensor i = from_vector(std::vector<int64_t>{1, 2, 3}, Shape{3});
+  const Tensor mask = from_vector(std::vector<bool>{true, false, true}, Shape{3});
+  for (double bad : {double(INFINITY), -double(INFINITY), std::nan(""), 1e20, -1e19}) {
+    EXPECT_THROW(masked_fill(i, mask, bad), ValueError) << bad;
+    EXPECT_THROW(i.clone().masked_fill_(mask, bad), ValueError) << bad;
+    EXPECT_THROW(full({2}, bad, {.dtype = DType::Int64}), ValueError) << bad;
+    EXPECT_THROW(i.clone().fill_(bad), ValueError) << bad;
+  }
+  EXPECT_EQ(masked_fill(i, mask, 2.7).to_vector<int64_t>(), (std::vector<int64_t>{2, 2, 2}));  // truncated, as PyTorch
+  EXPECT_EQ(masked_fill(i, mask, -9.2e18).to_vector<int64_t>()[0], int64_t{-9200000000000000000});
+  const Tensor f = from_vector(std::vector<float>{1, 2, 3}, Shape{3});
+  EXPECT_THROW(masked_fill(f, mask, 1e300), ValueError);
+  EXPECT_TRUE(std::isinf(masked_fill(f, mask, -INFINITY).to_vector<double>()[0]));
+  EXPECT_TRUE(std::isnan(masked_fill(f, mask, std::nan("")).to_vector<double>()[2]));
+  EXPECT_EQ(masked_fill(f.to(DType::Float64), mask, 1e300).to_vector<double>()[0], 1e300);
+}
+
+// The mean's denominator counts the targets not equal to ignore_index exactly, also beyond 2^53
+// (it compared in double, where 2^53 + 1 rounds to 2^53: one row too many).
+TEST(OpScalars, MeanLossCountsIgnoredTargetsExactly) {
+  const int64_t big = (int64_t{1} << 53) + 1;
+  Generator g(4);
+  const Tensor logits = uniform({2, 3}, -1.0, 1.0, g);
+  const Tensor target = from_vector(std::vector<int64_t>{big, 0}, Shape{2});
+  const double sum_loss = cross_entropy(logits, target, big, Reduction::Sum).item<double>();
+  EXPECT_NEAR(cross_entropy(logits, target, big, Reduction::Mean).item<double>(), sum_loss, 1e-6);
+  EXPECT_NEAR(softmax_nll(logits, target, big, 0.0, Reduction::Mean).item<double>(), sum_loss, 1e-6);
 }
 
 INSTANTIATE_TEST_SUITE_P(Ops, OpForward, ::testing::ValuesIn(all_cases()), case_name);

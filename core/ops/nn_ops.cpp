@@ -122,7 +122,9 @@ ReducedLoss reduce_losses(const Tensor& losses, const Tensor& target, int64_t ig
   if (reduction == Reduction::None) return {losses, Tensor()};
   Tensor total = sum(losses);
   if (reduction == Reduction::Sum) return {total, Tensor()};
-  Tensor count = sum(ne(target, static_cast<double>(ignore_index)).to(losses.dtype()));
+  // (compared as int64: as a double an index beyond 2^53 rounds, and the kernels compare exactly)
+  const Tensor ignored = from_vector(std::vector<int64_t>{ignore_index}, Shape{}).to(target.device());
+  Tensor count = sum(ne(target, ignored).to(losses.dtype()));
   return {div(total, count), count};
 }
 
