@@ -7,7 +7,12 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
 build_dir=${ATTN_BUILD_DIR:-build}
-args=(-S . -B "$build_dir" -DCMAKE_BUILD_TYPE=${ATTN_BUILD_TYPE:-Release} -DATTN_CUDA=${ATTN_CUDA:-AUTO})
+args=(-S . -B "$build_dir" -DCMAKE_BUILD_TYPE=${ATTN_BUILD_TYPE:-Release})
+# Only when asked: passing AUTO every time overwrote an earlier ATTN_CUDA=OFF in the build's
+# cache, and the next plain run rebuilt everything with CUDA (CMake's default is AUTO).
+if [ -n "${ATTN_CUDA:-}" ]; then
+  args+=(-DATTN_CUDA="$ATTN_CUDA")
+fi
 if [ "${CI:-}" = "true" ]; then
   args+=(-DATTN_WERROR=ON)
 fi

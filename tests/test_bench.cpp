@@ -12,6 +12,7 @@
 #include "core/ops/ops.h"
 #include "tools/bench/check.h"
 #include "tools/bench/harness.h"
+#include "tests/shell_util.h"
 
 namespace attn::test {
 namespace {
@@ -137,7 +138,7 @@ std::string run_capture(const std::string& cmd, int* status) {
 }
 
 TEST(Cli, BenchKernelsTimesEveryVariantAfterCheckingIt) {
-  const std::string attn = std::string(ATTN_BINARY_DIR) + "/attn";
+  const std::string attn = attn_command();
   int status = -1;
   const std::string out = run_capture(attn + " bench kernels --device cpu --shape B=3,S=5,H=12,V=40 --json --min-time 0.01 --reps 3 --warmup 1",
                                       &status);
@@ -175,7 +176,7 @@ TEST(Cli, BenchKernelsTimesEveryVariantAfterCheckingIt) {
 }
 
 TEST(Cli, BenchKernelsTakesUnpaddedShapesAndRefusesABadPaddingFlag) {
-  const std::string attn = std::string(ATTN_BINARY_DIR) + "/attn";
+  const std::string attn = attn_command();
   const std::string base = attn + " bench kernels --device cpu --kernel lstm --json --min-time 0.01 --reps 3 --warmup 1";
   int status = -1;
   const std::string out = run_capture(base + " --shape B=4,S=6,H=8,P=0", &status);

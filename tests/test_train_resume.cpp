@@ -18,6 +18,7 @@
 #include "models/tasks/dates.h"
 #include "models/train/trainer.h"
 #include "tests/data_test_util.h"
+#include "tests/shell_util.h"
 
 namespace attn::test {
 namespace {
@@ -60,7 +61,7 @@ int run(const std::string& cmd) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;  // -1: killed by a signal (a crash)
 }
 
-std::string attn_binary() { return std::string(ATTN_BINARY_DIR) + "/attn"; }
+std::string attn_binary() { return attn_command(); }
 
 // ---------------------------------------------------------------- stopping at an epoch's end
 

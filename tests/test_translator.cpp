@@ -20,6 +20,7 @@
 #include "models/viz/heatmap.h"
 #include "tests/data_test_util.h"
 #include "tests/test_util.h"
+#include "tests/shell_util.h"
 
 namespace attn::test {
 namespace {
@@ -402,7 +403,7 @@ TEST(Cli, TrainTranslateEvalEndToEnd) {
   } else {
     write_dates(train_path, 400, 9);
   }
-  const std::string attn = std::string(ATTN_BINARY_DIR) + "/attn";
+  const std::string attn = attn_command();
   ASSERT_EQ(run(attn + " train --train " + train_path + " --valid " + train_path + " --out " + (dir / "run") +
                 " --hidden 32 --batch 32 --epochs 2 --min-freq 1 --device cpu > " + (dir / "train.out") + " 2>&1"),
             0)
@@ -456,7 +457,7 @@ TEST(Cli, TrainTranslateEvalEndToEnd) {
 TEST(Cli, TrainChecksTheDeviceAndVocabularyLimitAndRefusesHugeShapesCleanly) {
   TempDir dir;
   tasks::write_tsv(tasks::generate_dates(32, 5), dir / "train.tsv");
-  const std::string attn = std::string(ATTN_BINARY_DIR) + "/attn";
+  const std::string attn = attn_command();
   const std::string out = dir / "cli.out";
   auto refused = [&](const std::string& args, const std::string& mention) {
     const int rc = run(attn + " train --quiet --train " + (dir / "train.tsv") + " " + args + " > " + out + " 2>&1");
@@ -501,7 +502,7 @@ TEST(Cli, TrainChecksTheDeviceAndVocabularyLimitAndRefusesHugeShapesCleanly) {
 TEST(Cli, EvalAndTranslateRefuseNonPositiveBatchBeamAndLengthRatio) {
   TempDir dir;
   const std::string model = train_briefly(dir, 15, "dot", 1, 16);
-  const std::string attn = std::string(ATTN_BINARY_DIR) + "/attn";
+  const std::string attn = attn_command();
   const std::string out = dir / "cli.out";
   auto refused = [&](const std::string& args, const std::string& option) {
     const int rc = run(attn + " " + args + " > " + out + " 2>&1");

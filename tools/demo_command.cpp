@@ -163,11 +163,17 @@ void add_demo_command(CLI::App& app) {
       viz::write_svg(svg, a, out[pick].source + "  →  " + out[pick].outputs[0]);
       fmt::print("\nAttention of \"{}\" -> \"{}\":\n{}\n", out[pick].source, out[pick].outputs[0],
                  viz::text_heatmap(a, ::isatty(STDOUT_FILENO) == 1));
-      fmt::print("Heatmap written to {}\n", svg);
+      fmt::print("Heatmap written to {}\n", fs::absolute(svg).string());
     }
     const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    fmt::print("Model in {} (try: attn translate --model {} \"{}\")\nDone in {:.0f} s.\n", r.checkpoint_dir,
-               r.checkpoint_dir, dates ? "the first of may two thousand and one" : "I like tea.", total);
+    // Absolute paths, this binary's included: scripts/demo.sh runs from the repository's root,
+    // and a hint relative to it did not run from where the user stands.
+    std::error_code self_ec;
+    const fs::path self = fs::read_symlink("/proc/self/exe", self_ec);
+    const std::string model = fs::absolute(r.checkpoint_dir).string();
+    fmt::print("Model in {} (try: {} translate --model '{}' \"{}\")\nDone in {:.0f} s.\n", model,
+               self_ec ? std::string("attn") : self.string(), model,
+               dates ? "the first of may two thousand and one" : "I like tea.", total);
   });
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole GPU check in one device call (see DEVELOPERS.md and docs/gpu-log.md), most wanted
+# The whole GPU check in one device call (see docs/gpu-log.md and the README), most wanted
 # results first, inside a time budget (BUDGET_S, default 480 s: one call may run 600 s):
 #   1. what the machine has (GPU, driver, toolkit, libraries, build dependencies);
 #   2. the binaries: the bundle built here by scripts/gpu-bundle.sh and carried along (carry:
