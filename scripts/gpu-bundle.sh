@@ -12,7 +12,9 @@ bash scripts/setup.sh
 cmake -S . -B build-portable -G Ninja -DCMAKE_BUILD_TYPE=Release -DATTN_CUDA=ON -DATTN_PORTABLE=ON \
   -DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCHS:-90}
 cmake --build build-portable -j "$(nproc)"
-stage=$(mktemp -d)/bundle
+stage_root=$(mktemp -d)
+trap 'rm -rf "$stage_root"' EXIT  # also when a step below fails
+stage=$stage_root/bundle
 mkdir -p "$stage/lib"
 cp build-portable/attn build-portable/attn_tests "$stage/"
 # Shared libraries the binaries need that are not part of the GPU machine's CUDA (cuBLAS and
@@ -24,9 +26,8 @@ for lib in $(ldd "$stage/attn_tests" | awk '/=>/ {print $3}'); do
     *) cp -L "$lib" "$stage/lib/" ;;
   esac
 done
-git describe --always --dirty --abbrev=40 > "$stage/COMMIT"
+git describe --always --dirty --abbrev=40 > "$stage/COMMIT" 2>/dev/null || echo "not a git checkout" > "$stage/COMMIT"
 bash scripts/src-hash.sh > "$stage/SRCHASH"  # tools/gpu-check.sh refuses to call a stale bundle current
 rm -rf gpu-bundle && mkdir -p gpu-bundle
-tar -cJf gpu-bundle/bundle.tar.xz -C "$(dirname "$stage")" bundle
-rm -rf "$(dirname "$stage")"
+tar -cJf gpu-bundle/bundle.tar.xz -C "$stage_root" bundle
 ls -la gpu-bundle
