@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <set>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <string>
 #include <thread>
 #include <vector>
@@ -208,6 +210,20 @@ TEST(CpuAllocator, SizesThatWouldWrapInTheRoundingAreOutOfMemory) {
   EXPECT_THROW(zeros({4}).narrow(0, 1, INT64_MAX), IndexError);
   EXPECT_THROW(zeros({4}).narrow(0, 5, 0), IndexError);
   EXPECT_EQ(zeros({4}).narrow(0, 4, 0).numel(), 0);
+}
+
+// Replacing a file keeps its permissions, as an editor does (the temporary took the umask's).
+TEST(AtomicFile, AReplacedFileKeepsItsPermissions) {
+  const std::string path = ::testing::TempDir() + "/atomic-mode.txt";
+  ::unlink(path.c_str());
+  io::write_file_atomic(path, "first");
+  ASSERT_EQ(::chmod(path.c_str(), 0600), 0);
+  io::write_file_atomic(path, "second");
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  EXPECT_EQ(io::read_file(path), "second");
+  ::unlink(path.c_str());
 }
 
 // Threads writing one path: each write is whole (they shared one temporary and mixed bytes).

@@ -56,6 +56,10 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
     const int err = errno;
     throw IOError(fmt::format("cannot write '{}': cannot create '{}': {}", path, tmp, errno_text(err)));
   }
+  // A file replaced keeps its permissions (a private 0600 file became 0644 with the umask).
+  struct stat old_file {};
+  if (::stat(path.c_str(), &old_file) == 0 && S_ISREG(old_file.st_mode) && ::fchmod(f.fd, old_file.st_mode & 07777) != 0)
+    fail("fchmod of", errno);
   size_t done = 0;
   while (done < bytes.size()) {
     const ssize_t n = ::write(f.fd, bytes.data() + done, bytes.size() - done);
