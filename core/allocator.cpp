@@ -30,7 +30,7 @@ class CpuAllocator final : public Allocator {
   void* allocate(size_t nbytes) override {
     // (a size near SIZE_MAX wrapped to a tiny block in the rounding)
     if (nbytes > kMaxBytes) throw out_of_memory(nbytes, "more than the address space holds");
-    const size_t rounded = nbytes == 0 ? kCpuAlignment : (nbytes + kCpuAlignment - 1) / kCpuAlignment * kCpuAlignment;
+    const size_t rounded = rounded_size(nbytes);
     void* p = nullptr;
     if (rounded <= kSmallMax) {
       if (Cache* c = cache()) {
@@ -63,7 +63,7 @@ class CpuAllocator final : public Allocator {
   }
   void deallocate(void* ptr, size_t nbytes) override {
     in_use_.fetch_sub(static_cast<int64_t>(nbytes), std::memory_order_relaxed);
-    const size_t rounded = nbytes == 0 ? kCpuAlignment : (nbytes + kCpuAlignment - 1) / kCpuAlignment * kCpuAlignment;
+    const size_t rounded = rounded_size(nbytes);
     if (rounded <= kSmallMax) {
       if (Cache* c = cache()) {
         auto& list = c->lists[rounded / kCpuAlignment - 1];
@@ -91,6 +91,11 @@ class CpuAllocator final : public Allocator {
 
  private:
   static constexpr size_t kMaxBytes = size_t{1} << 62;
+
+  // The block a request takes: a multiple of the alignment, at least one (a unique pointer for 0).
+  static size_t rounded_size(size_t nbytes) {
+    return nbytes == 0 ? kCpuAlignment : (nbytes + kCpuAlignment - 1) / kCpuAlignment * kCpuAlignment;
+  }
 
   OutOfMemoryError out_of_memory(size_t nbytes, const std::string& why) const {
     return OutOfMemoryError(fmt::format("CPU out of memory: tried to allocate {} bytes; {} bytes in use by tensors, {} "

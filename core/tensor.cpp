@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/autograd/node.h"
+#include "core/ops/op_utils.h"
 #include "core/random.h"
 #include "kernels/backend.h"
 
@@ -86,8 +87,7 @@ Tensor from_blob(void* data, const Shape& shape, DType dtype, Device device,
 }
 
 Tensor full(const Shape& shape, double value, Options opt) {
-  ATTN_CHECK(fill_value_fits(opt.dtype, value), ValueError, "full: the value {} cannot be converted to {} without overflow", value,
-             opt.dtype);
+  check_fill_value(opt.dtype, value, "full");
   Tensor t = empty(shape, opt);
   kernels::backend(opt.device).fill(t, value);
   return t;
@@ -238,8 +238,7 @@ void check_inplace(const Tensor& t, std::string_view op) {
 
 Tensor& Tensor::fill_(double value) {
   check_inplace(*this, "fill_");
-  ATTN_CHECK(fill_value_fits(dtype(), value), ValueError, "fill_: the value {} cannot be converted to {} without overflow", value,
-             dtype());
+  check_fill_value(dtype(), value, "fill_");
   kernels::backend(device()).fill(*this, value);
   storage()->bump_version();
   return *this;
@@ -303,8 +302,7 @@ Tensor& Tensor::masked_fill_(const Tensor& mask, double value) {
   ATTN_CHECK(mask.dtype() == DType::Bool, DTypeError, "masked_fill_: mask must be bool, got {}",
              mask.dtype());
   check_inplace_operand(*this, mask, "masked_fill_");
-  ATTN_CHECK(fill_value_fits(dtype(), value), ValueError, "masked_fill_: the value {} cannot be converted to {} without overflow", value,
-             dtype());
+  check_fill_value(dtype(), value, "masked_fill_");
   kernels::dispatch("masked_fill_", {this, &mask}).masked_fill(*this, *this, mask, value);
   storage()->bump_version();
   return *this;

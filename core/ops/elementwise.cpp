@@ -396,8 +396,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
 Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
   check_defined(x, "masked_fill");
   check_mask(mask, "masked_fill");
-  ATTN_CHECK(fill_value_fits(x.dtype(), value), ValueError, "masked_fill: the value {} cannot be converted to {} without overflow", value,
-             x.dtype());
+  check_fill_value(x.dtype(), value, "masked_fill");
   auto& be = kernels::dispatch("masked_fill", {&x, &mask});
   Tensor out = empty(broadcast_shapes(x.shape(), mask.shape(), "masked_fill"), {x.dtype(), x.device()});
   be.masked_fill(out, x, mask, value);

@@ -122,9 +122,13 @@ ReducedLoss reduce_losses(const Tensor& losses, const Tensor& target, int64_t ig
   if (reduction == Reduction::None) return {losses, Tensor()};
   Tensor total = sum(losses);
   if (reduction == Reduction::Sum) return {total, Tensor()};
-  // (compared as int64: as a double an index beyond 2^53 rounds, and the kernels compare exactly)
-  const Tensor ignored = from_vector(std::vector<int64_t>{ignore_index}, Shape{}).to(target.device());
-  Tensor count = sum(ne(target, ignored).to(losses.dtype()));
+  // Counted exactly, as the kernels compare: an index beyond 2^53 would round as a double scalar,
+  // so it is compared as an int64 tensor (a host-to-device copy: only then, not every step).
+  constexpr int64_t kExact = int64_t{1} << 53;
+  const Tensor kept = ignore_index >= -kExact && ignore_index <= kExact
+                          ? ne(target, static_cast<double>(ignore_index))
+                          : ne(target, from_vector(std::vector<int64_t>{ignore_index}, Shape{}).to(target.device()));
+  Tensor count = sum(kept.to(losses.dtype()));
   return {div(total, count), count};
 }
 

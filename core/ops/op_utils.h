@@ -18,6 +18,13 @@ inline void check_floating(const Tensor& t, std::string_view op) {
              op, t.dtype(), t.shape());
 }
 
+// A fill value (full, fill_, masked_fill) the dtype cannot hold is a ValueError, as in PyTorch
+// (core/dtype_base.h: fill_value_fits); the C++ conversion out of range is undefined.
+inline void check_fill_value(DType dtype, double value, std::string_view op) {
+  ATTN_CHECK(fill_value_fits(dtype, value), ValueError, "{}: the value {} cannot be converted to {} without overflow", op,
+             value, dtype);
+}
+
 // New output of a binary / unary kernel, with broadcasting; no autograd.
 Tensor binary_out(kernels::BinaryOp op, const Tensor& a, const Tensor& b);
 Tensor unary_out(kernels::UnaryOp op, const Tensor& x, double scalar);
