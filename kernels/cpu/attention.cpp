@@ -14,6 +14,7 @@
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/fast_math.h"
 #include "kernels/cpu/loop.h"
+#include "kernels/cpu/simd.h"
 
 namespace attn::cpu {
 
@@ -52,6 +53,45 @@ inline void dots(const T* x, const T* rows, int64_t stride, int64_t n, int64_t l
     out[s + 3] = a3;
   }
   for (; s < n; ++s) out[s] = dot(x, rows + s * stride, len);
+}
+
+// float: the four sums in vector registers, each added up once by simd::sum (GCC's reduction
+// epilogue for the loop above is 15 dependent scalar adds per row, through the stack).
+[[gnu::noinline]] inline void dots(const float* x, const float* rows, int64_t stride, int64_t n, int64_t len, float* out) {
+  using simd::kLanes, simd::load, simd::Vec;
+  int64_t s = 0;
+  for (; s + 4 <= n; s += 4) {
+    const float *r0 = rows + s * stride, *r1 = r0 + stride, *r2 = r1 + stride, *r3 = r2 + stride;
+    Vec a0{}, a1{}, a2{}, a3{};
+    int64_t i = 0;
+    for (; i + kLanes <= len; i += kLanes) {
+      const Vec xv = load(x + i);
+      a0 += xv * load(r0 + i);
+      a1 += xv * load(r1 + i);
+      a2 += xv * load(r2 + i);
+      a3 += xv * load(r3 + i);
+    }
+    float t0 = 0, t1 = 0, t2 = 0, t3 = 0;
+    for (; i < len; ++i) {
+      t0 += x[i] * r0[i];
+      t1 += x[i] * r1[i];
+      t2 += x[i] * r2[i];
+      t3 += x[i] * r3[i];
+    }
+    out[s] = simd::sum(a0) + t0;
+    out[s + 1] = simd::sum(a1) + t1;
+    out[s + 2] = simd::sum(a2) + t2;
+    out[s + 3] = simd::sum(a3) + t3;
+  }
+  for (; s < n; ++s) {
+    const float* r = rows + s * stride;
+    Vec a{};
+    int64_t i = 0;
+    for (; i + kLanes <= len; i += kLanes) a += load(x + i) * load(r + i);
+    float t = 0;
+    for (; i < len; ++i) t += x[i] * r[i];
+    out[s] = simd::sum(a) + t;
+  }
 }
 
 // v . th(i) over i < n, also storing the th(i) in `cache` when given, where th(i) is
@@ -94,6 +134,36 @@ inline auto tanh_of_exps(const T* qe, const T* ke) {
   return [qe, ke](int64_t i) { return tanh_from_exps(qe[i], ke[i]); };
 }
 
+// v . tanh(q + k) from exponentials (qe = exp(2q), ke = exp(2k)), storing the tanh values in
+// `cache` when given: the generic form, and float with the sums in vector registers (two
+// chains, for the FMA latency) added up once.
+template <typename T>
+inline T additive_score_exps(const T* qe, const T* ke, const T* v, int64_t n, T* cache) {
+  return additive_score(tanh_of_exps(qe, ke), v, n, cache);
+}
+[[gnu::noinline]] inline float additive_score_exps(const float* qe, const float* ke, const float* v, int64_t n, float* cache) {
+  using simd::kLanes, simd::load, simd::Vec;
+  Vec a0{}, a1{};
+  int64_t i = 0;
+  const auto th = [&](int64_t j) { return 1.0f - 2.0f / (1.0f + load(qe + j) * load(ke + j)); };
+  if (cache) {
+    for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
+      const Vec t0 = th(i), t1 = th(i + kLanes);
+      simd::store(cache + i, t0);
+      simd::store(cache + i + kLanes, t1);
+      a0 += load(v + i) * t0;
+      a1 += load(v + i + kLanes) * t1;
+    }
+  } else {
+    for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
+      a0 += load(v + i) * th(i);
+      a1 += load(v + i + kLanes) * th(i + kLanes);
+    }
+  }
+  const float rest = additive_score(tanh_of_exps(qe + i, ke + i), v + i, n - i, cache ? cache + i : nullptr);
+  return simd::sum(a0 + a1) + rest;
+}
+
 // exp(2q) into qe when every |q[i]| <= 40 (the bound of the keys in AdditiveKeys); false if not.
 template <typename T>
 inline bool query_exp2(const T* q, int64_t n, T* qe) {
@@ -104,6 +174,42 @@ inline bool query_exp2(const T* q, int64_t n, T* qe) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) qe[i] = exp_t(T(2) * q[i]);
   return true;
+}
+
+// out (H) = sum_{s < n} w[s] rows[s] (rows `stride` apart): the context of one query row.
+template <typename T>
+inline void weighted_sum(const T* w, const T* rows, int64_t stride, int64_t n, int64_t H, T* out) {
+  for (int64_t h = 0; h < H; ++h) out[h] = T(0);
+  for (int64_t s = 0; s < n; ++s) {
+    const T ws = w[s];
+    const T* rs = rows + s * stride;
+#pragma omp simd
+    for (int64_t h = 0; h < H; ++h) out[h] += ws * rs[h];
+  }
+}
+// float: four vectors of features at a time, their sums in registers while the positions stream
+// past (one store per feature, where a load, an FMA and a store per position and feature made
+// the store port the forward's bottleneck).
+[[gnu::noinline]] inline void weighted_sum(const float* w, const float* rows, int64_t stride, int64_t n, int64_t H, float* out) {
+  using simd::kLanes, simd::load, simd::Vec;
+  int64_t h = 0;
+  for (; h + 8 * kLanes <= H; h += 8 * kLanes) {
+    Vec a[8] = {};
+    for (int64_t s = 0; s < n; ++s) {
+      const float ws = w[s];
+      const float* rs = rows + s * stride + h;
+#pragma GCC unroll 8
+      for (int j = 0; j < 8; ++j) a[j] += ws * load(rs + j * kLanes);
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) simd::store(out + h + j * kLanes, a[j]);
+  }
+  for (; h + kLanes <= H; h += kLanes) {
+    Vec a{};
+    for (int64_t s = 0; s < n; ++s) a += w[s] * load(rows + s * stride + h);
+    simd::store(out + h, a);
+  }
+  if (h < H) weighted_sum<float>(w, rows + h, stride, n, H - h, out + h);
 }
 
 // Source positions are summed in the element type over blocks of kBlock positions (vectorizes)
@@ -219,8 +325,7 @@ void CpuBackend::attention_forward(const Tensor& query, const Tensor& keys, cons
         Tt mx = -std::numeric_limits<Tt>::infinity();
         if (kep && query_exp2(q, D, qe.data())) {
           for (int64_t s = 0; s < n; ++s)
-            w[s] = additive_score(tanh_of_exps(qe.data(), kep + (b * S + s) * D), vp, D,
-                                  cache ? cache + (r * S + s) * D : nullptr);
+            w[s] = additive_score_exps(qe.data(), kep + (b * S + s) * D, vp, D, cache ? cache + (r * S + s) * D : nullptr);
         } else if (additive) {
           for (int64_t s = 0; s < n; ++s)
             w[s] = additive_score(tanh_of_sum(q, kp + (b * S + s) * D), vp, D, cache ? cache + (r * S + s) * D : nullptr);
@@ -236,14 +341,7 @@ void CpuBackend::attention_forward(const Tensor& query, const Tensor& keys, cons
         const Tt inv = static_cast<Tt>(1.0 / static_cast<double>(total));
         for (int64_t s = 0; s < n; ++s) w[s] *= inv;
         for (int64_t s = n; s < S; ++s) w[s] = Tt(0);
-        Tt* c = cp + r * H;
-        for (int64_t h = 0; h < H; ++h) c[h] = Tt(0);
-        for (int64_t s = 0; s < n; ++s) {
-          const Tt ws = w[s];
-          const Tt* es = e + s * H;
-#pragma omp simd
-          for (int64_t h = 0; h < H; ++h) c[h] += ws * es[h];
-        }
+        weighted_sum(w, e, H, n, H, cp + r * H);
       }
     });
   });
