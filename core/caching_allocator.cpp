@@ -1,5 +1,7 @@
 #include "core/caching_allocator.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace attn {
@@ -27,7 +29,7 @@ void* CachingAllocator::allocate(size_t nbytes) {
     throw OutOfMemoryError(fmt::format("{} out of memory: tried to allocate {} bytes, more than the address space holds",
                                        device_name_, nbytes));
   }
-  const size_t size = round_size(nbytes);
+  const size_t size = caching_ ? round_size(nbytes) : std::max<size_t>(nbytes, 1);
   std::lock_guard<std::mutex> lock(mu_);
   ++stats_.allocations;
   void* ptr = nullptr;
@@ -38,7 +40,7 @@ void* CachingAllocator::allocate(size_t nbytes) {
   // are the likeliest to be in cache: the oldest made every new CPU output a stream of misses.
   auto it = pool.lower_bound(size);
   if (it != pool.end()) it = std::prev(pool.upper_bound(it->first));
-  if (it != pool.end() && it->first < 2 * size) {
+  if (caching_ && it != pool.end() && it->first < 2 * size) {
     ptr = it->second;
     got = it->first;
     pool.erase(it);
@@ -76,7 +78,7 @@ void CachingAllocator::deallocate(void* ptr, size_t /*nbytes*/) {
   const size_t size = it->second.size;
   stats_.in_use -= static_cast<int64_t>(size);
   const int64_t cached = stats_.reserved - stats_.in_use;
-  if (max_cached_ >= 0 && cached > max_cached_) {
+  if (!caching_ || (max_cached_ >= 0 && cached > max_cached_)) {
     source_->raw_free(ptr);
     stats_.reserved -= static_cast<int64_t>(size);
   } else {

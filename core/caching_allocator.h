@@ -41,6 +41,12 @@ class CachingAllocator final : public Allocator {
   void set_limit(int64_t bytes) { limit_ = bytes; }
   // Caps the bytes kept in the cache (freed blocks beyond it go back at once; -1: no cap).
   void set_max_cached(int64_t bytes) { max_cached_ = bytes; }
+  // Off: every request goes to the device at its exact size and every free straight back, so
+  // that a memory checker (compute-sanitizer) sees each tensor's bounds; a rounded, reused block
+  // hides an overrun into its slack. The CUDA allocator starts off when ATTN_CUDA_NO_CACHING is
+  // set (and not "0"), like PyTorch's PYTORCH_NO_CUDA_MEMORY_CACHING.
+  void set_caching(bool on) { caching_ = on; }
+  bool caching() const { return caching_; }
   // Returns every cached (free) block to the device.
   void empty_cache();
   int64_t cached_blocks() const;
@@ -62,6 +68,7 @@ class CachingAllocator final : public Allocator {
   uintptr_t stream_ = 0;
   int64_t limit_ = 0;
   int64_t max_cached_ = -1;
+  bool caching_ = true;
   AllocatorStats stats_;
 };
 

@@ -68,6 +68,46 @@ TEST(CachingAllocator, ReusesFreedBlocksWithoutNewDeviceAllocations) {
   a.deallocate(small, 512);
 }
 
+// With caching off (ATTN_CUDA_NO_CACHING, for compute-sanitizer) each request reaches the device
+// at its exact size and each free goes straight back: no slack for an overrun to hide in.
+struct SizeRecordingSource : MemorySource {
+  std::vector<size_t> asked;
+  int64_t live = 0;
+  void* raw_alloc(size_t n) override {
+    asked.push_back(n);
+    ++live;
+    return std::malloc(n);
+  }
+  void raw_free(void* p) override {
+    --live;
+    std::free(p);
+  }
+};
+
+TEST(CachingAllocator, WithCachingOffEveryBlockHasItsExactSizeAndIsFreedAtOnce) {
+  auto source = std::make_unique<SizeRecordingSource>();
+  SizeRecordingSource* src = source.get();
+  CachingAllocator a("fake", std::move(source));
+  a.set_caching(false);
+  void* p = a.allocate(1000);
+  a.deallocate(p, 1000);
+  EXPECT_EQ(src->live, 0);  // freed at once, not cached
+  void* q = a.allocate(900);
+  void* big = a.allocate((3 << 20) + 4);
+  void* none = a.allocate(0);
+  EXPECT_EQ(src->asked, (std::vector<size_t>{1000, 900, (3 << 20) + 4, 1}));
+  EXPECT_EQ(a.stats().reserved, 1000 - 1000 + 900 + (3 << 20) + 4 + 1);
+  for (void* x : {q, big, none}) a.deallocate(x, 0);
+  EXPECT_EQ(src->live, 0);
+  EXPECT_EQ(a.stats().reserved, 0);
+  EXPECT_EQ(a.cached_blocks(), 0);
+  // back on: sizes are rounded and blocks kept again
+  a.set_caching(true);
+  a.deallocate(a.allocate(1000), 1000);
+  EXPECT_EQ(src->asked.back(), CachingAllocator::round_size(1000));
+  EXPECT_EQ(a.cached_blocks(), 1);
+}
+
 // Among cached blocks of the best-fitting size the last one freed is handed out first (its
 // lines are the likeliest still in cache); a smaller request still takes the best fit.
 TEST(CachingAllocator, HandsOutTheBlockFreedLastAmongEqualSizes) {

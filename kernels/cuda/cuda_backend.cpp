@@ -7,9 +7,11 @@
 #include <array>
 #include <climits>
 #include <cmath>
-#include <optional>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string_view>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/launch.h"
@@ -157,6 +159,8 @@ DeviceState& state(Device device) {
     ATTN_CUBLAS_CHECK(cublasSetStream(s->ctx.cublas, s->ctx.stream));
     s->allocator = std::make_unique<CachingAllocator>(device.str(), std::make_unique<CudaMemory>(i));
     s->allocator->set_stream(reinterpret_cast<uintptr_t>(s->ctx.stream));
+    if (const char* off = std::getenv("ATTN_CUDA_NO_CACHING"); off && *off && std::string_view(off) != "0")
+      s->allocator->set_caching(false);  // for compute-sanitizer (see CachingAllocator::set_caching)
     s->backend = std::make_unique<CudaBackend>(device);
     g_devices[i] = std::move(s);
   }
