@@ -7,13 +7,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "core/io/atomic_file.h"
 #include "core/io/safetensors.h"
 #include "core/optim/optimizer.h"
+#include "models/data/tokenizer.h"
 #include "models/seq2seq/checkpoint.h"
 #include "models/tasks/dates.h"
 #include "models/train/trainer.h"
@@ -145,6 +148,43 @@ TEST(TrainValidation, SourcesLongerThanTheModelTakesAreSkippedAndCounted) {
   EXPECT_NE(log.find("epoch 1 done"), std::string::npos) << log;
 }
 
+// --max-len filters the training pairs only: validation pairs longer than it are scored too
+// (they were dropped from the loss, and with all of them longer no validation ran at all).
+TEST(TrainValidation, PairsLongerThanMaxLenAreValidatedToo) {
+  TempDir dir;
+  train::TrainOptions o = tiny_run(dir, "run");
+  // --max-len: the longest training side; every validation source is made longer than that
+  std::vector<std::pair<std::string, std::string>> pairs;
+  int64_t longest = 0;
+  {
+    std::istringstream in(io::read_file(o.train_path));
+    std::string line;
+    while (std::getline(in, line)) {
+      const size_t tab = line.find('\t');
+      pairs.emplace_back(line.substr(0, tab), line.substr(tab + 1));
+      longest = std::max<int64_t>({longest, static_cast<int64_t>(data::tokenize(pairs.back().first).size()),
+                                   static_cast<int64_t>(data::tokenize(pairs.back().second).size())});
+    }
+  }
+  o.max_len = longest;
+  {
+    std::ofstream v(dir.file("valid.tsv"));
+    for (size_t i = 0; i < 3; ++i) {
+      std::string src = pairs[i].first;
+      while (static_cast<int64_t>(data::tokenize(src).size()) <= longest) src += " , " + pairs[i].first;
+      v << src << "\t" << pairs[i].second << "\n";
+    }
+  }
+  o.valid_path = dir.file("valid.tsv");
+  train::TrainResult r;
+  ASSERT_NO_THROW(r = train::train(o));
+  const std::string log = io::read_file(dir.file("run/train.log"));
+  EXPECT_NE(log.find("epoch 1 done"), std::string::npos) << log;
+  EXPECT_GE(r.last_valid_bleu, 0.0);
+  EXPECT_TRUE(fs::exists(dir.file("run/best"))) << log;
+  EXPECT_EQ(log.find("no usable validation pair"), std::string::npos) << log;
+}
+
 TEST(TrainValidation, EvalNamesTheFileAndLineOfAnOverLongSource) {
   TempDir dir;
   train::TrainOptions o = tiny_run(dir, "run");
@@ -263,6 +303,45 @@ TEST(TrainCli, ResumeRefusesOptionsItWouldIgnoreAndTakesNewDataPaths) {
   r.given = {"resume", "max-steps", "train"};
   r.train_path = dir.file("moved.tsv");
   EXPECT_EQ(train::train(r).steps, 3);
+}
+
+// A resume applies the saved position in the epoch to the data it reads: other data (another
+// file, or the file edited) are refused, naming both fingerprints; another thread count warns.
+TEST(TrainCli, ResumeOnOtherTrainingDataIsRefusedAndAnotherThreadCountWarns) {
+  TempDir dir;
+  train::TrainOptions o = tiny_run(dir, "run");
+  o.max_steps = 2;
+  train::train(o);
+  const std::string lines = io::read_file(o.train_path);
+  {
+    std::ofstream half(dir.file("half.tsv"));
+    std::istringstream in(lines);
+    std::string line;
+    for (int i = 0; i < 32 && std::getline(in, line); ++i) half << line << "\n";
+  }
+  train::TrainOptions r = resume_from(dir.file("run/checkpoint"));
+  r.max_steps = 3;
+  r.given = {"resume", "max-steps", "train"};
+  r.train_path = dir.file("half.tsv");
+  try {
+    train::train(r);
+    ADD_FAILURE() << "a resume on half the training data was accepted";
+  } catch (const ValueError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("half.tsv: not the training data of the checkpoint"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("32 examples"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("64 examples"), std::string::npos) << msg;
+  }
+  // the run's own file, with a checkpoint that says another thread count: it resumes, and warns
+  const std::string trainer_path = dir.file("run/checkpoint/trainer.json");
+  nlohmann::json j = nlohmann::json::parse(io::read_file(trainer_path));
+  ASSERT_TRUE(j.contains("threads"));
+  j["threads"] = 999;
+  io::write_file_atomic(trainer_path, j.dump(2));
+  r.given = {"resume", "max-steps"};
+  EXPECT_EQ(train::train(r).steps, 3);
+  const std::string log = io::read_file(dir.file("run/train.log"));
+  EXPECT_NE(log.find("the run used 999 CPU threads"), std::string::npos) << log;
 }
 
 TEST(TrainCli, ResumeIntoAnotherDirectoryTakesTheBestModelAlong) {

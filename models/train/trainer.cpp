@@ -1,5 +1,6 @@
 #include "models/train/trainer.h"
 
+#include <omp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -190,7 +191,31 @@ struct ResumeState {
   int64_t epoch = 0, batch_in_epoch = 0, step = 0, bad_epochs = 0;
   double best_bleu = -1.0;
   uint64_t model_seed = 0, model_offset = 0, tf_seed = 0, tf_offset = 0;
+  std::optional<nlohmann::json> data;  // the training data's fingerprint (absent in older checkpoints)
+  int64_t threads = 0;                 // CPU threads of the run (0: not recorded)
 };
+
+// CPU threads of this process: sums split over threads round differently with another count.
+int64_t cpu_threads() { return omp_get_max_threads(); }
+
+// What identifies the encoded training data: a resume on other data (another file, or the same
+// file edited) would apply the saved epoch and batch position to another epoch order.
+nlohmann::json data_fingerprint(const std::vector<data::Example>& examples, int64_t batches) {
+  uint64_t h = 14695981039346656037ull;  // FNV-1a over the token ids, a separator after each side
+  auto mix = [&h](uint64_t x) {
+    for (int i = 0; i < 8; ++i) {
+      h ^= (x >> (8 * i)) & 0xff;
+      h *= 1099511628211ull;
+    }
+  };
+  for (const data::Example& e : examples) {
+    for (int64_t id : e.src) mix(static_cast<uint64_t>(id));
+    mix(~uint64_t{0});
+    for (int64_t id : e.tgt) mix(static_cast<uint64_t>(id));
+    mix(~uint64_t{0});
+  }
+  return {{"examples", examples.size()}, {"batches", batches}, {"hash", fmt::format("{:016x}", h)}};
+}
 
 ResumeState read_resume_state(const nlohmann::json& j, const std::string& path) {
   ResumeState r;
@@ -205,6 +230,13 @@ ResumeState read_resume_state(const nlohmann::json& j, const std::string& path) 
     r.model_offset = j.at("model_rng").at("offset").get<uint64_t>();
     r.tf_seed = j.at("tf_rng").at("seed").get<uint64_t>();
     r.tf_offset = j.at("tf_rng").at("offset").get<uint64_t>();
+    if (j.contains("data")) {
+      r.data = j.at("data");
+      (void)r.data->at("examples").get<int64_t>();
+      (void)r.data->at("batches").get<int64_t>();
+      (void)r.data->at("hash").get<std::string>();
+    }
+    if (j.contains("threads")) r.threads = j.at("threads").get<int64_t>();
   } catch (const nlohmann::json::exception& e) {
     throw IOError(fmt::format("{}: a missing or mistyped entry: {}", path, e.what()));
   }
@@ -311,6 +343,20 @@ TrainResult train(const TrainOptions& cli) {
   std::vector<data::Example> examples = data::encode_pairs(train_pairs, src_vocab, tgt_vocab, opt.max_len, &stats);
   ATTN_CHECK(!examples.empty(), ValueError, "{}: no pair is at most {} tokens long", opt.train_path, opt.max_len);
   data::Batcher batcher(examples, {.batch_size = opt.batch, .seed = opt.seed});
+  const nlohmann::json fingerprint = data_fingerprint(examples, batcher.num_batches());
+  if (resumed && rs.data) {
+    ATTN_CHECK(*rs.data == fingerprint, ValueError,
+               "{}: not the training data of the checkpoint {} ({} examples in {} batches, hash {}; the checkpoint's: "
+               "{} examples in {} batches, hash {}): the saved position in the epoch would continue another run; "
+               "resume with the run's own training file",
+               opt.train_path, opt.resume_dir, fingerprint["examples"].get<int64_t>(),
+               fingerprint["batches"].get<int64_t>(), fingerprint["hash"].get<std::string>(),
+               rs.data->at("examples").get<int64_t>(), rs.data->at("batches").get<int64_t>(),
+               rs.data->at("hash").get<std::string>());
+  }
+  ATTN_CHECK(!resumed || rs.batch_in_epoch <= batcher.num_batches(), IOError,
+             "{}: batch_in_epoch {} is past the end of an epoch of {} batches", opt.resume_dir, rs.batch_in_epoch,
+             batcher.num_batches());
   // ---- model, optimizer, generators
   models::ModelConfig cfg;
   std::unique_ptr<Generator> model_gen;
@@ -345,7 +391,14 @@ TrainResult train(const TrainOptions& cli) {
     rep.line(fmt::format("warning: {}: skipped {} validation sentence(s) longer than {} tokens (the model's limit, "
                          "with </s>)",
                          opt.valid_path, valid_too_long, cfg.max_src_len));
-  std::vector<data::Example> valid_examples = data::encode_pairs(valid_pairs, src_vocab, tgt_vocab, opt.max_len);
+  // The validation loss covers every pair, as `attn eval` does: --max-len filters the training
+  // data only (a validation set filtered by it was scored on its short pairs alone, and on none
+  // at all, silently, when every pair was longer).
+  std::vector<data::Example> valid_examples = data::encode_pairs(valid_pairs, src_vocab, tgt_vocab, 0);
+  if (!opt.valid_path.empty() && valid_examples.empty())
+    rep.line(fmt::format("warning: {}: no usable validation pair: no validation, best model or early stopping in "
+                         "this run",
+                         opt.valid_path));
   eval::GroupedRefs valid_refs = eval::group_by_source(valid_pairs);
   if (opt.valid_max > 0 && static_cast<int64_t>(valid_refs.sources.size()) > opt.valid_max) {
     valid_refs.sources.resize(static_cast<size_t>(opt.valid_max));
@@ -379,6 +432,10 @@ TrainResult train(const TrainOptions& cli) {
     best_bleu = rs.best_bleu;
     bad_epochs = rs.bad_epochs;
     rep.line(fmt::format("resumed from {} at step {} (epoch {}, batch {})", opt.resume_dir, step, epoch + 1, batch_in_epoch));
+    if (rs.threads > 0 && rs.threads != cpu_threads())
+      rep.line(fmt::format("warning: the run used {} CPU threads and this resume {}: it continues the same training, "
+                           "but not bitwise (sums split over threads round differently); OMP_NUM_THREADS={} would",
+                           rs.threads, cpu_threads(), rs.threads));
   } else {
     rep.line(fmt::format("data: {} training pairs ({} kept at most {} tokens), {} validation pairs; vocab {} / {} "
                          "(unknown tokens {:.2f}% / {:.2f}%)",
@@ -401,7 +458,7 @@ TrainResult train(const TrainOptions& cli) {
     models::TrainingState ts;
     ts.trainer = {{"options", opt.to_json()}, {"epoch", epoch}, {"batch_in_epoch", batch_in_epoch}, {"step", step},
                   {"best_bleu", best_bleu}, {"bad_epochs", bad_epochs}, {"model_rng", gen_state(*model_gen)},
-                  {"tf_rng", gen_state(tf_gen)}};
+                  {"tf_rng", gen_state(tf_gen)}, {"data", fingerprint}, {"threads", cpu_threads()}};
     ts.optimizer = adam.state();
     models::save_checkpoint(result.checkpoint_dir, *model, src_vocab, tgt_vocab, &ts);
   };

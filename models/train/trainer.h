@@ -8,9 +8,12 @@
 // without a better BLEU. The full training state (model, optimizer, generators, position in the
 // data) goes to OUT/checkpoint after every epoch, when max_steps or time_limit stops training,
 // and on SIGINT / SIGTERM (a stop on an epoch's last batch first finishes the epoch: validation,
-// best model); --resume continues from it exactly (bitwise on the CPU). Validation sources
-// longer than the model accepts are left out (counted in the log); the options are checked
-// before anything is read (ValueError).
+// best model); --resume continues from it exactly (bitwise on the CPU with the same number of
+// threads; another count warns), on the same training data (checked by a fingerprint of the
+// encoded examples: ValueError otherwise). max_len filters the training pairs only: the
+// validation loss covers every pair, as `attn eval` does. Validation sources longer than the
+// model accepts are left out (counted in the log); the options are checked before anything is
+// read (ValueError).
 #pragma once
 
 #include <cstdint>
