@@ -452,6 +452,13 @@ TEST(Cli, TrainTranslateEvalEndToEnd) {
   const std::string lines = io::read_file(dir / "stdin.out");
   EXPECT_EQ(std::count(lines.begin(), lines.end(), '\n'), 3) << lines;
   EXPECT_NE(lines.find("\n\n"), std::string::npos) << lines;
+  // with --n-best, the empty line has one entry of its own (it had none: the numbering skipped it)
+  ASSERT_EQ(run("printf 'Hello.\\n\\nI am here.\\n' | " + attn + " translate --model " + (dir / "run/best") +
+                " --beam 2 --n-best 2 > " + (dir / "nbe.out") + " 2> /dev/null"),
+            0);
+  const std::string nbe = io::read_file(dir / "nbe.out");
+  EXPECT_EQ(std::count(nbe.begin(), nbe.end(), '\n'), 5) << nbe;
+  EXPECT_NE(nbe.find("\n2 |||  ||| 0.0000\n3 ||| "), std::string::npos) << nbe;
 }
 
 TEST(Cli, TrainChecksTheDeviceAndVocabularyLimitAndRefusesHugeShapesCleanly) {

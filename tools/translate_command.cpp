@@ -94,6 +94,8 @@ void add_translate_command(CLI::App& app) {
       if (so.n_best > 1) {
         for (size_t h = 0; h < t.hypotheses.size(); ++h)
           fmt::print("{} ||| {} ||| {:.4f}\n", i + 1, t.outputs[h], t.hypotheses[h].score);
+        // an empty line (not decoded) still has its entry: the empty translation, log-prob 0
+        if (t.hypotheses.empty()) fmt::print("{} |||  ||| {:.4f}\n", i + 1, 0.0);
       } else {
         fmt::print("{}\n", t.outputs.empty() ? "" : t.outputs[0]);
       }

@@ -8,6 +8,8 @@
 // Two input sets alternate between runs so that repeated runs do not read from cache.
 #include <cblas.h>
 
+#include <map>
+
 #include "core/ops/ops.h"
 #include "kernels/backend.h"
 #include "tools/bench/harness.h"
@@ -99,12 +101,14 @@ void gemm(Report& rep, const BackendOptions& opt, const Clock& clock, int64_t M,
   } else {
 #if ATTN_WITH_CUDA
     lib = "cublas";
-    static cublasHandle_t h = [] {
-      cublasHandle_t hh;
-      ATTN_CUBLAS_CHECK(cublasCreate(&hh));
-      ATTN_CUBLAS_CHECK(cublasSetStream(hh, cuda::context(kCUDA).stream));
-      return hh;
-    }();
+    // one handle per device, on the engine's stream of the device benchmarked (kept until exit)
+    static std::map<int, cublasHandle_t> handles;
+    cublasHandle_t& h = handles[dev.index];
+    if (!h) {
+      const cudaStream_t stream = cuda::context(dev).stream;  // makes dev the current device
+      ATTN_CUBLAS_CHECK(cublasCreate(&h));
+      ATTN_CUBLAS_CHECK(cublasSetStream(h, stream));
+    }
     direct = [&] {  // column-major: C^T (N x M) = W (N x K, stored as W^T col-major -> OP_T) * A^T
       const float alpha = 1.0f, beta = 0.0f;
       ATTN_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(N), static_cast<int>(M), static_cast<int>(K),
@@ -128,7 +132,7 @@ void gemm(Report& rep, const BackendOptions& opt, const Clock& clock, int64_t M,
 }  // namespace
 
 void run_backend(Report& rep, const BackendOptions& opt) {
-  const Clock clock = opt.device.is_cuda() ? cuda_clock() : host_clock();
+  const Clock clock = opt.device.is_cuda() ? cuda_clock(opt.device) : host_clock();
   bandwidth(rep, opt, clock);
   gemm(rep, opt, clock, 576, 512, 10000);
   gemm(rep, opt, clock, 128, 1024, 4096);

@@ -273,7 +273,7 @@ void run_kernels(Report& rep, const KernelOptions& opt) {
     }
     ATTN_CHECK(any, ValueError, "--kernel {}: no kernel has this in its name ({})", opt.only, names);
   }
-  const Clock clock = dev.is_cuda() ? cuda_clock() : host_clock();
+  const Clock clock = dev.is_cuda() ? cuda_clock(dev) : host_clock();
   const Ceilings ceil = measure_ceilings(dev, clock, opt.reps, opt.min_time);
   rep.notes.push_back(fmt::format("ceilings measured in this run: copy {:.1f} GB/s, GEMM {:.1f} GFLOP/s", ceil.bandwidth * 1e-9,
                                   ceil.gemm_rate * 1e-9));

@@ -8,12 +8,12 @@
 
 namespace attn::bench {
 
-Clock cuda_clock() {
+Clock cuda_clock(Device device) {
 #if ATTN_WITH_CUDA
   struct Events {
     cudaEvent_t a = nullptr, b = nullptr;
     cudaStream_t stream;
-    Events() : stream(cuda::context(kCUDA).stream) {
+    explicit Events(Device d) : stream(cuda::context(d).stream) {  // (makes d the current device)
       ATTN_CUDA_CHECK(cudaEventCreate(&a));
       ATTN_CUDA_CHECK(cudaEventCreate(&b));
     }
@@ -22,7 +22,7 @@ Clock cuda_clock() {
       cudaEventDestroy(b);
     }
   };
-  auto ev = std::make_shared<Events>();
+  auto ev = std::make_shared<Events>(device);
   return {[ev] { ATTN_CUDA_CHECK(cudaEventRecord(ev->a, ev->stream)); },
           [ev] {
             ATTN_CUDA_CHECK(cudaEventRecord(ev->b, ev->stream));

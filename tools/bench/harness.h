@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "core/device.h"
+
 namespace attn::bench {
 
 struct Timing {
@@ -67,8 +69,8 @@ inline Clock host_clock() {
   return {[t0] { *t0 = now_s(); }, [t0] { return now_s() - *t0; }};
 }
 
-// Events on the engine's CUDA stream (tools/bench/cuda_clock.cpp); throws without CUDA.
-Clock cuda_clock();
+// Events on the engine's stream of a CUDA device (tools/bench/cuda_clock.cpp); throws without CUDA.
+Clock cuda_clock(Device device);
 
 using Variants = std::vector<std::pair<std::string, std::function<void()>>>;
 
