@@ -3,6 +3,7 @@
 // checked against the CPU twin before it is timed).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -135,6 +136,35 @@ std::string run_capture(const std::string& cmd, int* status) {
   while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
   *status = pclose(p);
   return out;
+}
+
+// `attn bench backend` on the CPU: the reference is the faster of the two copies (memcpy's
+// non-temporal stores were slower here than plain stores: ops reached 110-150% of it), and
+// every pct_copy is against it.
+TEST(Cli, BenchBackendPercentagesAreOfTheFasterCopyOfTheSameRun) {
+  int status = -1;
+  const std::string out = run_capture(attn_command() + " bench backend --device cpu --megabytes 1 --json --min-time 0.01 --reps 3 --warmup 1", &status);
+  ASSERT_EQ(status, 0) << out;
+  const nlohmann::json j = nlohmann::json::parse(out);
+  double best_copy = 0;
+  std::set<std::string> seen;
+  for (const auto& row : j["rows"]) {
+    const std::string name = row["name"];
+    seen.insert(name + "/" + row["variant"].get<std::string>());
+    if (name.starts_with("copy")) best_copy = std::max(best_copy, row["metrics"]["GB/s"].get<double>());
+  }
+  ASSERT_TRUE(seen.count("copy/cpu") && seen.count("copy_by_stores/cpu")) << out;
+  ASSERT_GT(best_copy, 0.0);
+  for (const auto& row : j["rows"]) {
+    const auto& m = row["metrics"];
+    if (!m.contains("pct_copy")) continue;
+    const std::string name = row["name"];
+    EXPECT_NEAR(m["pct_copy"].get<double>(), 100.0 * m["GB/s"].get<double>() / best_copy, 1e-6) << name;
+    if (name.starts_with("copy")) {
+      EXPECT_LE(m["pct_copy"].get<double>(), 100.0 + 1e-6) << name;
+    }
+  }
+  EXPECT_TRUE(seen.count("gemm/openblas") && seen.count("gemm/engine")) << out;
 }
 
 TEST(Cli, BenchKernelsTimesEveryVariantAfterCheckingIt) {

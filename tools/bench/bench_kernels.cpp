@@ -29,6 +29,7 @@
 #include "kernels/backend.h"
 #include "tools/bench/check.h"
 #include "tools/bench/harness.h"
+#include "tools/bench/l2_flush.h"
 #include "tools/bench/suites.h"
 
 namespace attn::bench {
@@ -180,20 +181,11 @@ std::vector<Kernel> kernels_for(Device device) {
   return ks;
 }
 
-// Bytes to write to flush the L2 before each timed call: twice the L2 of the threads that run
-// (CPU), 128 MB on a GPU (an H100 / H200 has 50 MB of L2).
-double l2_flush_bytes(Device d) {
-  if (d.is_cuda()) return 128.0 * (1 << 20);
-  long l2 = ::sysconf(_SC_LEVEL2_CACHE_SIZE);
-  if (l2 <= 0) l2 = 1 << 20;
-  return 2.0 * static_cast<double>(l2) * omp_get_max_threads();
-}
-
 struct Ceilings {
   double bandwidth = 0, gemm_rate = 0;  // bytes/s, flop/s
 };
 
-Ceilings measure_ceilings(Device d, const Clock& clock, int reps, double min_time) {
+Ceilings measure_ceilings(Device d, const Clock& clock, int reps, double min_time, const std::function<void()>& flush) {
   auto& be = kernels::backend(d);
   Generator g(99);
   const int64_t n = int64_t{16} << 20;  // 64 MB
@@ -201,7 +193,8 @@ Ceilings measure_ceilings(Device d, const Clock& clock, int reps, double min_tim
   const int64_t m = d.is_cuda() ? 4096 : 1024;
   Tensor x = uniform({1, m, m}, -1.0, 1.0, g, {.device = d}), y = uniform({1, m, m}, -1.0, 1.0, g, {.device = d});
   Tensor z = empty({1, m, m}, {.device = d});
-  std::vector<Timing> t = time_interleaved({{"copy", [&] { be.copy(b, a); }}, {"gemm", [&] { be.bmm(z, x, y, false); }}}, 2, reps, clock, min_time);
+  std::vector<Timing> t = time_interleaved({{"copy", [&] { be.copy(b, a); }}, {"gemm", [&] { be.bmm(z, x, y, false); }}}, 2, reps, clock, min_time,
+                                            20000, flush);
   return {2.0 * 4 * static_cast<double>(n) / t[0].median_s, 2.0 * std::pow(static_cast<double>(m), 3) / t[1].median_s};
 }
 
@@ -274,18 +267,14 @@ void run_kernels(Report& rep, const KernelOptions& opt) {
     ATTN_CHECK(any, ValueError, "--kernel {}: no kernel has this in its name ({})", opt.only, names);
   }
   const Clock clock = dev.is_cuda() ? cuda_clock(dev) : host_clock();
-  const Ceilings ceil = measure_ceilings(dev, clock, opt.reps, opt.min_time);
+  // The L2 is flushed before every timed call (l2_flush.h), the ceilings' too. The inputs then
+  // come from the L3 on a CPU, as in a training step, where the decoder's other work evicts them
+  // from the L2 between steps.
+  const double flush_bytes = l2_flush_bytes(dev);
+  const std::function<void()> flush_l2 = make_l2_flush(dev);
+  const Ceilings ceil = measure_ceilings(dev, clock, opt.reps, opt.min_time, flush_l2);
   rep.notes.push_back(fmt::format("ceilings measured in this run: copy {:.1f} GB/s, GEMM {:.1f} GFLOP/s", ceil.bandwidth * 1e-9,
                                   ceil.gemm_rate * 1e-9));
-  // The L2 is flushed before every timed call (the spec's "L2 flushed"): a copy between two
-  // buffers of flush_bytes / 2 each, run by the backend's threads (each one's L2) or on the
-  // GPU's stream before its start event. The inputs then come from the L3 on a CPU, as in a
-  // training step, where the decoder's other work evicts them from the L2 between steps.
-  const double flush_bytes = l2_flush_bytes(dev);
-  const int64_t flush_n = static_cast<int64_t>(flush_bytes / 8);
-  Tensor flush_a = zeros({flush_n}, {.device = dev}), flush_b = zeros({flush_n}, {.device = dev});
-  auto& flush_be = kernels::backend(dev);
-  const std::function<void()> flush_l2 = [&] { flush_be.copy(flush_b, flush_a); };
   for (const KernelShape& shape : opt.shapes) {
     for (Kernel& k : kernels_for(dev)) {
       if (!opt.only.empty() && k.name.find(opt.only) == std::string::npos) continue;
