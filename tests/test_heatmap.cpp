@@ -370,6 +370,8 @@ TEST(HeatmapJsonl, OneLineThatReadsBack) {
   EXPECT_EQ(line.rfind("{\"source\":\"Das Häuschen ist groß.\",\"output\":\"the little house is big\",\"score\":-3.25,", 0), 0u)
       << line;
   EXPECT_NE(line.find("[[0.1,null,"), std::string::npos) << "shortest float text, NaN as null";
+  // with an input line number, it comes first
+  EXPECT_EQ(viz::alignment_jsonl(a, "s", "o", 0.5, 7).rfind("{\"line\":7,\"source\":\"s\",", 0), 0u);
 
   const nlohmann::json j = nlohmann::json::parse(line);
   EXPECT_EQ(j.size(), 6u);

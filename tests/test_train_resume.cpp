@@ -217,7 +217,7 @@ TEST(TrainCli, ResumeTakesEpochsTenAndAnyFormOfTheCheckpointPath) {
             0)
       << io::read_file(out);
   std::string log = io::read_file(dir.file("run/train.log"));
-  EXPECT_NE(log.find(fmt::format("trained {} steps", per_epoch + 2)), std::string::npos) << log;
+  EXPECT_NE(log.find(fmt::format("trained 2 steps this session (steps {}-{})", per_epoch + 1, per_epoch + 2)), std::string::npos) << log;
   // The trailing slash continued in run/, not in a checkpoint nested inside the old one.
   EXPECT_FALSE(fs::exists(dir.file("run/checkpoint/checkpoint")));
   EXPECT_FALSE(fs::exists(dir.file("run/checkpoint/train.log")));
@@ -227,7 +227,7 @@ TEST(TrainCli, ResumeTakesEpochsTenAndAnyFormOfTheCheckpointPath) {
             0)
       << io::read_file(out);
   log = io::read_file(dir.file("run/train.log"));
-  EXPECT_NE(log.find(fmt::format("trained {} steps", per_epoch + 4)), std::string::npos) << log;
+  EXPECT_NE(log.find(fmt::format("trained 2 steps this session (steps {}-{})", per_epoch + 3, per_epoch + 4)), std::string::npos) << log;
   std::vector<std::string> entries;
   for (const auto& e : fs::directory_iterator(dir.file("run"))) entries.push_back(e.path().filename().string());
   std::sort(entries.begin(), entries.end());
@@ -303,6 +303,35 @@ TEST(TrainCli, ResumeRefusesOptionsItWouldIgnoreAndTakesNewDataPaths) {
   r.given = {"resume", "max-steps", "train"};
   r.train_path = dir.file("moved.tsv");
   EXPECT_EQ(train::train(r).steps, 3);
+  // the summary counts the steps of this session (it said "trained 3 steps")
+  const std::string log = io::read_file(dir.file("run/train.log"));
+  EXPECT_NE(log.find("trained 1 step this session (steps 3-3) in "), std::string::npos) << log;
+  EXPECT_NE(log.find("trained 2 steps in "), std::string::npos) << log;
+}
+
+// SIGTERM and SIGINT stop training with a checkpoint and the shells' status for the signal
+// (128 + its number: SIGTERM gave SIGINT's 130); an error also ends up in OUT/train.log.
+TEST(TrainCli, ASignalSavesACheckpointAndExitsWithItsStatusAndErrorsAreLogged) {
+  TempDir dir;
+  tasks::write_tsv(tasks::generate_dates(256, 3), dir.file("train.tsv"));
+  for (const auto& [sig, status] : {std::pair<const char*, int>{"TERM", 143}, {"INT", 130}}) {
+    const std::string out = dir.file(std::string("run-") + sig);
+    const std::string cmd = fmt::format(
+        "{} train --quiet --device cpu --train {} --out {} --hidden 16 --batch 8 --min-freq 1 --epochs 1000 --log-every 1 "
+        "> /dev/null 2>&1 & p=$!; for i in $(seq 300); do grep -q 'step' {}/train.log 2>/dev/null && break; sleep 0.1; done; "
+        "kill -{} $p; wait $p; exit $?",
+        attn_binary(), dir.file("train.tsv"), out, out, sig);
+    EXPECT_EQ(run("bash -c " + shell_quote(cmd)), status) << sig;
+    EXPECT_TRUE(fs::exists(out + "/checkpoint/trainer.json")) << sig;
+    EXPECT_NE(io::read_file(out + "/train.log").find("interrupted"), std::string::npos) << sig;
+  }
+  std::ofstream(dir.file("bad.tsv")) << "a\tb\nno tab here\n";
+  EXPECT_NE(run(fmt::format("{} train --quiet --train {} --out {} > /dev/null 2>&1", attn_binary(), dir.file("bad.tsv"),
+                            dir.file("bad"))),
+            0);
+  const std::string log = io::read_file(dir.file("bad/train.log"));
+  EXPECT_NE(log.find("error: "), std::string::npos) << log;
+  EXPECT_NE(log.find("bad.tsv:2"), std::string::npos) << log;
 }
 
 // A resume applies the saved position in the epoch to the data it reads: other data (another
@@ -455,6 +484,11 @@ TEST(TrainState, MissingOrForeignOptimizerStateIsAnErrorNamingTheFile) {
   fs::remove(ck + "/optimizer.safetensors");
   expect_throw_with<IOError>([&] { models::load_checkpoint(ck); }, {ck, "optimizer.safetensors", "missing"});
   expect_throw_with<IOError>([&] { train::train(r); }, {"optimizer.safetensors", "missing"});
+  // translate / eval read the model alone: its intact half still translates
+  EXPECT_FALSE(models::load_checkpoint(ck, kCPU, /*training_state=*/false).training.has_value());
+  // no best/ yet (no validation): the error says where the run's model is
+  expect_throw_with<IOError>([&] { models::load_checkpoint(dir.file("run/best/")); },
+                             {"not a model directory", "first validation", dir.file("run/checkpoint")});
 
   // The model's weights copied over it: names Adam does not know.
   fs::copy_file(ck + "/model.safetensors", ck + "/optimizer.safetensors");

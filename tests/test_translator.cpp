@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -454,11 +456,16 @@ TEST(Cli, TrainTranslateEvalEndToEnd) {
   EXPECT_NE(lines.find("\n\n"), std::string::npos) << lines;
   // with --n-best, the empty line has one entry of its own (it had none: the numbering skipped it)
   ASSERT_EQ(run("printf 'Hello.\\n\\nI am here.\\n' | " + attn + " translate --model " + (dir / "run/best") +
-                " --beam 2 --n-best 2 > " + (dir / "nbe.out") + " 2> /dev/null"),
+                " --beam 2 --n-best 2 --attention-out " + (dir / "nbe.jsonl") + " > " + (dir / "nbe.out") + " 2> /dev/null"),
             0);
   const std::string nbe = io::read_file(dir / "nbe.out");
   EXPECT_EQ(std::count(nbe.begin(), nbe.end(), '\n'), 5) << nbe;
   EXPECT_NE(nbe.find("\n2 |||  ||| 0.0000\n3 ||| "), std::string::npos) << nbe;
+  // the attention records name their input line (none for the blank one)
+  std::vector<int64_t> record_lines;
+  std::istringstream records(io::read_file(dir / "nbe.jsonl"));
+  for (std::string rec; std::getline(records, rec);) record_lines.push_back(nlohmann::json::parse(rec).at("line").get<int64_t>());
+  EXPECT_EQ(record_lines, (std::vector<int64_t>{1, 1, 3, 3}));
 }
 
 TEST(Cli, TrainChecksTheDeviceAndVocabularyLimitAndRefusesHugeShapesCleanly) {

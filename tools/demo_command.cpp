@@ -117,7 +117,7 @@ void add_demo_command(CLI::App& app) {
                o.hidden, time_limit, resolve_device(device));
     train::TrainResult r = train::train(o);
     // The model of the last step: the run is short, it is also the best one.
-    models::LoadedModel m = models::load_checkpoint(r.checkpoint_dir, resolve_device(device));
+    models::LoadedModel m = models::load_checkpoint(r.checkpoint_dir, resolve_device(device), /*training_state=*/false);
     eval::GroupedRefs g = eval::group_by_source(test.pairs);
     const size_t n_eval = std::min<size_t>(g.sources.size(), 300);
     std::vector<std::string> sources(g.sources.begin(), g.sources.begin() + static_cast<std::ptrdiff_t>(n_eval));

@@ -26,7 +26,7 @@ void add_eval_command(CLI::App& app) {
   c->add_flag("--cased", cased, "Case-sensitive BLEU against the raw references (the model writes lowercase)");
   c->callback([] {
     const Device dev = resolve_device(device);
-    models::LoadedModel m = models::load_checkpoint(model_dir, dev);
+    models::LoadedModel m = models::load_checkpoint(model_dir, dev, /*training_state=*/false);
     data::LoadResult test = data::load_pairs(test_path, {.skip_bad_lines = skip_bad});
     if (test.skipped) fmt::print(stderr, "{}\n", data::skipped_lines_warning(test_path, test));
     ATTN_CHECK(!test.pairs.empty(), ValueError, "{}: no sentence pairs to evaluate", test_path);

@@ -1,6 +1,8 @@
 // `attn train`: see models/train/trainer.h.
 #include <fmt/core.h>
 
+#include <csignal>
+
 #include "core/error.h"
 #include "models/train/trainer.h"
 #include "tools/commands.h"
@@ -56,7 +58,7 @@ void add_train_command(CLI::App& app) {
       ATTN_CHECK(!o.out_dir.empty(), ValueError, "train: --out DIR is required");
     }
     train::TrainResult r = train::train(o);
-    if (r.interrupted) throw ExitCode(130);
+    if (r.interrupted) throw ExitCode(128 + (r.signal > 0 ? r.signal : SIGINT));  // 130 for SIGINT, 143 for SIGTERM
   });
 }
 

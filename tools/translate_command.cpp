@@ -58,7 +58,7 @@ void add_translate_command(CLI::App& app) {
   c->add_option("--device", device, "auto | cpu | cuda")->capture_default_str();
   c->add_flag("--attention", show_attention, "Print the attention matrix as a text heatmap");
   c->add_option("--heatmap", heatmap, "Write an SVG heatmap (FILE.svg; FILE-<n>.svg for several sentences)");
-  c->add_option("--attention-out", attention_out, "Write tokens and attention weights of every output as JSON lines");
+  c->add_option("--attention-out", attention_out, "Write tokens and attention weights of every output as JSON lines (with its 1-based input line)");
   c->callback([] {
     ATTN_CHECK(sentences.empty() || input.empty(), ValueError,
                "translate: sentences on the command line and --input {}: give one or the other", input);
@@ -67,7 +67,7 @@ void add_translate_command(CLI::App& app) {
       ATTN_CHECK(fs::is_directory(dir), IOError, "--heatmap {}: the directory {} does not exist", heatmap, dir.string());
     }
     const Device dev = resolve_device(device);
-    models::LoadedModel m = models::load_checkpoint(model_dir, dev);
+    models::LoadedModel m = models::load_checkpoint(model_dir, dev, /*training_state=*/false);
     std::vector<std::string> text = sentences, where;  // where: "FILE:LINE" of each sentence, for errors
     if (text.empty()) {
       if (!input.empty()) {
@@ -104,7 +104,8 @@ void add_translate_command(CLI::App& app) {
       if (!heatmap.empty()) viz::write_svg(numbered(heatmap, i, out.size()), alignment_of(t, 0), t.source + "  →  " + t.outputs[0]);
       if (!attention_out.empty())
         for (size_t h = 0; h < t.hypotheses.size(); ++h)
-          jsonl += viz::alignment_jsonl(alignment_of(t, h), t.source, t.outputs[h], t.hypotheses[h].score);
+          jsonl += viz::alignment_jsonl(alignment_of(t, h), t.source, t.outputs[h], t.hypotheses[h].score,
+                                         static_cast<int64_t>(i + 1));
     }
     if (!attention_out.empty()) io::write_file_atomic(attention_out, jsonl);
     if (unknown > 0) fmt::print(stderr, "note: {} unknown source word(s) mapped to <unk>\n", unknown);

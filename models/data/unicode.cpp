@@ -42,9 +42,13 @@ std::optional<Utf8Problem> check_utf8(std::string_view s) {
       return Utf8Problem{i, fmt::format("invalid byte 0x{:02X}", b0)};  // 0xF5-0xFF
     }
     for (size_t k = 1; k < len; ++k) {
-      if (i + k >= n || !is_cont(static_cast<unsigned char>(s[i + k])))
-        return Utf8Problem{i, fmt::format("truncated sequence (lead byte 0x{:02X} needs {} bytes, found {})", b0,
-                                          len, k)};
+      if (i + k >= n)
+        return Utf8Problem{i, fmt::format("truncated sequence (lead byte 0x{:02X} needs {} bytes, the text ends after {})",
+                                          b0, len, k)};
+      if (!is_cont(static_cast<unsigned char>(s[i + k])))
+        return Utf8Problem{i, fmt::format("lead byte 0x{:02X} of a {}-byte sequence followed by 0x{:02X}, not a "
+                                          "continuation byte",
+                                          b0, len, static_cast<unsigned char>(s[i + k]))};
       cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
     }
     if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000))

@@ -152,9 +152,22 @@ void copy_model_dir(const std::string& from, const std::string& to) {
   install_dir(tmp, target, to);
 }
 
-LoadedModel load_checkpoint(const std::string& dir, Device device) {
+LoadedModel load_checkpoint(const std::string& dir, Device device, bool training_state) {
   const fs::path root(dir);
-  ATTN_CHECK(fs::is_directory(root), IOError, "{}: not a model directory", dir);
+  if (!fs::is_directory(root)) {
+    // OUT/best appears with the first validation (after an epoch, with --valid): a run stopped
+    // before it has its model in OUT/checkpoint only
+    fs::path norm = root.lexically_normal();
+    if (norm.filename().empty()) norm = norm.parent_path();  // "OUT/best/"
+    const fs::path sibling = norm.parent_path() / "checkpoint";
+    const bool best = norm.filename() == "best";
+    throw IOError(fmt::format("{}: not a model directory{}", dir,
+                              best && fs::is_directory(sibling)
+                                  ? fmt::format(" (a run writes best/ at its first validation, after an epoch with "
+                                                "--valid; {} holds this run's latest model)",
+                                                sibling.string())
+                                  : ""));
+  }
   LoadedModel out;
   const std::string config_path = (root / "config.json").string();
   nlohmann::json j;
@@ -193,7 +206,7 @@ LoadedModel load_checkpoint(const std::string& dir, Device device) {
              stored.empty() ? "" : stored.begin()->first, attention_name(out.config.attention));
   out.model->to(device);
   out.model->eval();
-  if (fs::exists(root / "trainer.json")) {
+  if (training_state && fs::exists(root / "trainer.json")) {
     TrainingState ts;
     const std::string trainer_path = (root / "trainer.json").string();
     try {

@@ -50,6 +50,8 @@ struct LoadedModel {
   std::optional<TrainingState> training;
 };
 
-LoadedModel load_checkpoint(const std::string& dir, Device device = kCPU);
+// With `training_state` false (translate, eval, demo) a checkpoint's optimizer.safetensors and
+// trainer.json are not read: a damaged training half does not keep its intact model from use.
+LoadedModel load_checkpoint(const std::string& dir, Device device = kCPU, bool training_state = true);
 
 }  // namespace attn::models

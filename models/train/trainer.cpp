@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <set>
 
@@ -70,7 +71,7 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
 namespace {
 
 volatile std::sig_atomic_t g_stop = 0;
-extern "C" void on_signal(int) { g_stop = 1; }
+extern "C" void on_signal(int sig) { g_stop = sig; }  // the signal, for the exit status (128 + it)
 
 // Installs SIGINT / SIGTERM handlers for the lifetime of a training run.
 class SignalScope {
@@ -121,6 +122,11 @@ class Reporter {
     }
   }
   bool tty() const { return tty_; }
+  // A line for the log file alone.
+  void log_only(const std::string& s) {
+    log_ << s << "\n";
+    log_.flush();
+  }
 
  private:
   bool quiet_, tty_, progress_shown_ = false;
@@ -248,66 +254,10 @@ ResumeState read_resume_state(const nlohmann::json& j, const std::string& path) 
 
 }  // namespace
 
-TrainResult train(const TrainOptions& cli) {
-  const auto t_start = std::chrono::steady_clock::now();
-  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count(); };
-  TrainOptions opt = cli;
-  std::optional<models::LoadedModel> resumed;
-  ResumeState rs;
-  if (!cli.resume_dir.empty()) {
-    // Absolute, normal, without a trailing separator: "run/checkpoint/" and a bare "checkpoint"
-    // both continue in the directory that holds the checkpoint.
-    const fs::path resume_dir = models::normalize_dir(cli.resume_dir);
-    resumed = models::load_checkpoint(resume_dir.string(), kCPU);
-    ATTN_CHECK(resumed->training.has_value(), IOError, "{}: no training state to resume (trainer.json is missing)",
-               cli.resume_dir);
-    rs = read_resume_state(resumed->training->trainer, (resume_dir / "trainer.json").string());
-    // Continue with the run's own options; the command line may extend the limits, move the data
-    // files and change the early-stopping patience. Anything else it names is an error: ignoring
-    // it silently would train something other than what was asked.
-    static const std::set<std::string> kResumable = {"resume", "out", "max-steps", "time-limit", "epochs", "device",
-                                                     "profile", "quiet", "log-every", "train", "valid", "patience"};
-    std::string fixed;
-    for (const std::string& name : cli.given)
-      if (!kResumable.count(name)) fixed += (fixed.empty() ? "--" : ", --") + name;
-    ATTN_CHECK(fixed.empty(), ValueError,
-               "train --resume: {} cannot change on a resume, which continues with the options stored in {} (for "
-               "an exact continuation); leave them out, or start a new run",
-               fixed, (resume_dir / "trainer.json").string());
-    auto given = [&](const char* name) { return std::find(cli.given.begin(), cli.given.end(), name) != cli.given.end(); };
-    opt = rs.options;
-    if (given("train")) opt.train_path = cli.train_path;
-    if (given("valid")) opt.valid_path = cli.valid_path;
-    if (given("patience")) opt.patience = cli.patience;
-    opt.resume_dir = resume_dir.string();
-    opt.out_dir = cli.out_dir.empty() ? resume_dir.parent_path().string() : cli.out_dir;
-    opt.max_steps = cli.max_steps;  // the limits are the new command line's (0: none)
-    if (cli.epochs_given) opt.epochs = cli.epochs;
-    opt.time_limit = cli.time_limit;
-    opt.device = cli.device;
-    opt.profile = cli.profile;
-    opt.quiet = cli.quiet;
-    opt.log_every = cli.log_every;
-  }
-  check_options(opt);
-  // Data paths absolute, as trainer.json stores them: a resume from another directory finds them.
-  for (std::string* path : {&opt.train_path, &opt.valid_path})
-    if (!path->empty()) *path = fs::absolute(*path).lexically_normal().string();
-  // The device first: a bad --device must not leave an output directory behind.
-  Device device = kCPU;
-  try {
-    device = opt.device == "auto" ? (kernels::has_backend(DeviceType::CUDA) ? kCUDA : kCPU) : Device::parse(opt.device);
-  } catch (const Error& e) {
-    throw ValueError(fmt::format("train: --device {}: {}", opt.device, e.what()));
-  }
-  ATTN_CHECK(kernels::has_backend(device.type), ValueError, "train: --device {}: {}", opt.device,
-             kernels::backend_unavailable_reason(device.type));
-  try {
-    fs::create_directories(opt.out_dir);
-  } catch (const fs::filesystem_error& e) {
-    throw IOError(fmt::format("cannot create the output directory {}: {}", opt.out_dir, e.code().message()));
-  }
-  Reporter rep((fs::path(opt.out_dir) / "train.log").string(), opt.quiet);
+// The run itself, once the options are checked and OUT/train.log is open: data, model, the
+// training loop, validation and checkpoints. An error here is also written to the log.
+static TrainResult run_training(TrainOptions& opt, std::optional<models::LoadedModel>& resumed, const ResumeState& rs,
+                         Device device, Reporter& rep, const std::function<double()>& elapsed) {
   if (!resumed) {
     // A new run in the directory of an earlier one: its checkpoint is replaced at the first save,
     // and its best model, of another model and vocabulary, must not pass for this run's.
@@ -502,6 +452,7 @@ TrainResult train(const TrainOptions& cli) {
   }
 
   SignalScope signals;
+  const int64_t first_step = step;  // a resumed run counts its own steps in the summary
   const int64_t batches_per_epoch = batcher.num_batches();
   double window_loss = 0.0, train_time = 0.0;
   int64_t window_tokens = 0, total_tokens = 0, window_steps = 0;
@@ -560,6 +511,7 @@ TrainResult train(const TrainOptions& cli) {
       if (g_stop || out_of_steps || out_of_time) {
         stop = true;
         result.interrupted = g_stop != 0;
+        result.signal = static_cast<int>(g_stop);
         stop_reason = g_stop ? "interrupted" : out_of_steps ? "reached --max-steps" : "reached --time-limit";
         ++batch_in_epoch;  // this batch is done: a resume starts with the next one
         // On the epoch's last batch the epoch is finished first (validation, best model, the
@@ -611,7 +563,13 @@ TrainResult train(const TrainOptions& cli) {
   result.best_bleu = best_bleu;
   result.train_seconds = train_time;
   result.train_tokens_per_s = static_cast<double>(total_tokens) / std::max(train_time, 1e-9);
-  rep.line(fmt::format("trained {} steps in {} ({:.0f} target tokens/s); checkpoint {}{}", step, format_duration(train_time),
+  const int64_t session_steps = step - first_step;
+  const std::string steps_done =
+      first_step == 0      ? fmt::format("{} step{}", step, step == 1 ? "" : "s")
+      : session_steps == 0 ? fmt::format("no step this session (at step {})", step)
+                           : fmt::format("{} step{} this session (steps {}-{})", session_steps,
+                                         session_steps == 1 ? "" : "s", first_step + 1, step);
+  rep.line(fmt::format("trained {} in {} ({:.0f} target tokens/s); checkpoint {}{}", steps_done, format_duration(train_time),
                        result.train_tokens_per_s, result.checkpoint_dir,
                        best_bleu >= 0 ? fmt::format(", best model {} (valid BLEU {:.2f})", result.best_dir, best_bleu) : ""));
   if (opt.profile) {
@@ -622,7 +580,7 @@ TrainResult train(const TrainOptions& cli) {
     double staged = 0.0;
     for (const auto& [name, v] : Profiler::instance().totals()) staged += v.first;
     const double total = std::max(train_time, 1e-12), other = std::max(0.0, train_time - staged);
-    rep.line(fmt::format("profile (time per stage over the {} training steps, {:.3f} s):", step, train_time));
+    rep.line(fmt::format("profile (time per stage over the {} training steps, {:.3f} s):", step - first_step, train_time));
     for (const auto& [name, v] : Profiler::instance().totals()) {
       prof[name] = v.first;
       rep.line(fmt::format("  {:<16} {:>9.3f} s  {:5.1f}%  ({} calls)", name, v.first, 100.0 * v.first / total, v.second));
@@ -644,6 +602,74 @@ TrainResult train(const TrainOptions& cli) {
     Profiler::instance().disable();
   }
   return result;
+}
+
+TrainResult train(const TrainOptions& cli) {
+  const auto t_start = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count(); };
+  TrainOptions opt = cli;
+  std::optional<models::LoadedModel> resumed;
+  ResumeState rs;
+  if (!cli.resume_dir.empty()) {
+    // Absolute, normal, without a trailing separator: "run/checkpoint/" and a bare "checkpoint"
+    // both continue in the directory that holds the checkpoint.
+    const fs::path resume_dir = models::normalize_dir(cli.resume_dir);
+    resumed = models::load_checkpoint(resume_dir.string(), kCPU);
+    ATTN_CHECK(resumed->training.has_value(), IOError, "{}: no training state to resume (trainer.json is missing)",
+               cli.resume_dir);
+    rs = read_resume_state(resumed->training->trainer, (resume_dir / "trainer.json").string());
+    // Continue with the run's own options; the command line may extend the limits, move the data
+    // files and change the early-stopping patience. Anything else it names is an error: ignoring
+    // it silently would train something other than what was asked.
+    static const std::set<std::string> kResumable = {"resume", "out", "max-steps", "time-limit", "epochs", "device",
+                                                     "profile", "quiet", "log-every", "train", "valid", "patience"};
+    std::string fixed;
+    for (const std::string& name : cli.given)
+      if (!kResumable.count(name)) fixed += (fixed.empty() ? "--" : ", --") + name;
+    ATTN_CHECK(fixed.empty(), ValueError,
+               "train --resume: {} cannot change on a resume, which continues with the options stored in {} (for "
+               "an exact continuation); leave them out, or start a new run",
+               fixed, (resume_dir / "trainer.json").string());
+    auto given = [&](const char* name) { return std::find(cli.given.begin(), cli.given.end(), name) != cli.given.end(); };
+    opt = rs.options;
+    if (given("train")) opt.train_path = cli.train_path;
+    if (given("valid")) opt.valid_path = cli.valid_path;
+    if (given("patience")) opt.patience = cli.patience;
+    opt.resume_dir = resume_dir.string();
+    opt.out_dir = cli.out_dir.empty() ? resume_dir.parent_path().string() : cli.out_dir;
+    opt.max_steps = cli.max_steps;  // the limits are the new command line's (0: none)
+    if (cli.epochs_given) opt.epochs = cli.epochs;
+    opt.time_limit = cli.time_limit;
+    opt.device = cli.device;
+    opt.profile = cli.profile;
+    opt.quiet = cli.quiet;
+    opt.log_every = cli.log_every;
+  }
+  check_options(opt);
+  // Data paths absolute, as trainer.json stores them: a resume from another directory finds them.
+  for (std::string* path : {&opt.train_path, &opt.valid_path})
+    if (!path->empty()) *path = fs::absolute(*path).lexically_normal().string();
+  // The device first: a bad --device must not leave an output directory behind.
+  Device device = kCPU;
+  try {
+    device = opt.device == "auto" ? (kernels::has_backend(DeviceType::CUDA) ? kCUDA : kCPU) : Device::parse(opt.device);
+  } catch (const Error& e) {
+    throw ValueError(fmt::format("train: --device {}: {}", opt.device, e.what()));
+  }
+  ATTN_CHECK(kernels::has_backend(device.type), ValueError, "train: --device {}: {}", opt.device,
+             kernels::backend_unavailable_reason(device.type));
+  try {
+    fs::create_directories(opt.out_dir);
+  } catch (const fs::filesystem_error& e) {
+    throw IOError(fmt::format("cannot create the output directory {}: {}", opt.out_dir, e.code().message()));
+  }
+  Reporter rep((fs::path(opt.out_dir) / "train.log").string(), opt.quiet);
+  try {
+    return run_training(opt, resumed, rs, device, rep, elapsed);
+  } catch (const std::exception& e) {
+    rep.log_only(fmt::format("error: {}", e.what()));  // (the command prints it on stderr)
+    throw;
+  }
 }
 
 }  // namespace attn::train

@@ -55,7 +55,8 @@ struct TrainResult {
   int64_t steps = 0, epochs_done = 0;
   double best_bleu = -1.0, last_valid_loss = 0.0, last_valid_bleu = -1.0;
   double train_tokens_per_s = 0.0, train_seconds = 0.0;
-  bool interrupted = false;
+  bool interrupted = false;  // stopped by SIGINT / SIGTERM (then `signal` says which)
+  int signal = 0;
   std::string checkpoint_dir, best_dir;
   nlohmann::json profile;  // stage -> seconds, when --profile
 };

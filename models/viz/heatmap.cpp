@@ -291,7 +291,7 @@ void write_svg(const std::string& path, const Alignment& alignment, const std::s
 // ---------------------------------------------------------------- JSON lines
 
 std::string alignment_jsonl(const Alignment& a, const std::string& source_text, const std::string& output_text,
-                            double score) {
+                            double score, int64_t line) {
   check_shape(a);
   using Json = nlohmann::ordered_json;  // keys in the documented order
   Json attention = Json::array();
@@ -301,6 +301,7 @@ std::string alignment_jsonl(const Alignment& a, const std::string& source_text, 
     attention.push_back(std::move(r));
   }
   Json j = Json::object();
+  if (line > 0) j["line"] = line;
   j["source"] = source_text;
   j["output"] = output_text;
   j["score"] = std::isfinite(score) ? Json(score) : Json(nullptr);

@@ -57,13 +57,15 @@ std::string svg_heatmap(const Alignment& alignment, const std::string& title);
 // svg_heatmap() written with attn::io::write_file_atomic (IOError on failure).
 void write_svg(const std::string& path, const Alignment& alignment, const std::string& title);
 
-// {"source": source_text, "output": output_text, "score": score, "source_tokens": [...],
-//  "output_tokens": [...], "attention": [[...], ...]} on one line, ending in "\n". Weights are
+// {"line": line (when > 0: the 1-based input line, so that records match their input when
+//  blank lines have none and n-best lines have several), "source": source_text, "output":
+//  output_text, "score": score, "source_tokens": [...], "output_tokens": [...],
+//  "attention": [[...], ...]} on one line, ending in "\n". Weights are
 // written with the shortest decimal that reads back as the same float ("0.1", not
 // "0.10000000149011612"); NaN and infinities become null. Strings must be UTF-8 (nlohmann's
 // dump throws on invalid UTF-8; this replaces invalid bytes with U+FFFD instead).
 std::string alignment_jsonl(const Alignment& alignment, const std::string& source_text,
-                            const std::string& output_text, double score);
+                            const std::string& output_text, double score, int64_t line = 0);
 
 // XML text / attribute escaping as the SVG writer does it (exposed for tests).
 std::string xml_escape(const std::string& text);
