@@ -176,14 +176,15 @@ if [ -z "$ncu_bin" ]; then
 elif (($(left) < 150)); then
   step ncu skip 0 "not enough time left"
 else
-  # one run per kernel family: --launch-count counts the launches that pass the name filter, and
-  # one run over all families saw only the first (additive attention's checks used them all)
+  # one run per kernel (--kernel matches by substring: attention_additive and attention_dot
+  # apart): --launch-count counts the launches that pass the name filter, and one run over all
+  # kernels saw only the first (additive attention's checks used them all)
   rc=0
   : > "$OUT/ncu.txt"
-  for family in attention:attention softmax_nll:softmax_nll lstm:lstm_; do
+  for family in attention_additive:attention attention_dot:attention softmax_nll:softmax_nll lstm:lstm_; do
     (($(left) < 60)) && { echo "skipped (time): ${family%%:*}" >> "$OUT/ncu.txt"; break; }
     echo "=== ncu ${family%%:*}" >> "$OUT/ncu.txt"
-    timeout -k 10 "$(cap 25)" "$ncu_bin" --clock-control none --kernel-name "regex:${family#*:}" --launch-count 4 \
+    timeout -k 10 "$(cap 20)" "$ncu_bin" --clock-control none --kernel-name "regex:${family#*:}" --launch-count 4 \
       --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section WarpStateStats \
       "$BIN/attn" bench kernels --device cuda --kernel "${family%%:*}" --shape L --reps 1 --warmup 0 --min-time 0 \
       >> "$OUT/ncu.txt" 2>&1 || rc=$?
