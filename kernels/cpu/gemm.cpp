@@ -117,7 +117,8 @@ struct CpuPrepared final : kernels::PreparedMatrix {
 }  // namespace
 
 std::shared_ptr<const kernels::PreparedMatrix> CpuBackend::prepare_rhs(const Tensor& b) {
-  if (b.dtype() != DType::Float32 || b.dim() != 2) return nullptr;  // others take the plain bmm
+  // others take the plain bmm (float64, and every product in a build without FMA)
+  if (!kPackedGemmUsed || b.dtype() != DType::Float32 || b.dim() != 2) return nullptr;
   auto p = std::make_shared<CpuPrepared>();
   p->panels = pack_panels(b.data<float>(), b.size(0), b.size(1), b.stride(0), b.stride(1));
   p->source = b.data<float>();

@@ -20,6 +20,17 @@
 
 namespace attn::cpu {
 
+// The engine uses this kernel (CpuBackend::prepare_rhs) only where the compiler emits fused
+// multiply-adds, as OpenBLAS's kernels do. Without them (an SSE2-only build: -DATTN_NATIVE=OFF
+// without ATTN_PORTABLE) its products round twice and differ from OpenBLAS's in the last bits, and
+// results would depend on which path a product took: a layer's first call is unpacked, later
+// ones packed, so a resumed run differed from an uninterrupted one, and beam 1 from greedy.
+#if defined(__FMA__) || defined(__aarch64__)
+inline constexpr bool kPackedGemmUsed = true;
+#else
+inline constexpr bool kPackedGemmUsed = false;
+#endif
+
 struct PackedPanels {
   int64_t K = 0, N = 0, panels = 0;
   // A float tensor for its storage: the CPU allocator's blocks are 64-byte aligned and cached
