@@ -234,6 +234,16 @@ void check_inplace(const Tensor& t, std::string_view op) {
              "record in-place ops: run it inside NoGradGuard or use the out-of-place op",
              op, t.shape());
 }
+
+// An operand that requires grad would need a node the in-place ops do not record: its gradient
+// was silently lost (b.copy_(x); sum(b * x) gave x.grad = x instead of 2x). PyTorch records one;
+// here it is an error, as for the target.
+void check_inplace_grad_operand(const Tensor& operand, std::string_view op) {
+  ATTN_CHECK(!(GradMode::is_enabled() && operand.requires_grad()), AutogradError,
+             "{}: the operand (shape {}) requires grad, and autograd does not record in-place ops: use "
+             "the out-of-place op, or detach() the operand if no gradient should flow to it",
+             op, operand.shape());
+}
 }  // namespace
 
 Tensor& Tensor::fill_(double value) {
@@ -249,6 +259,7 @@ Tensor& Tensor::zero_() { return fill_(0.0); }
 Tensor& Tensor::copy_(const Tensor& src) {
   check_inplace(*this, "copy_");
   ATTN_CHECK(src.defined(), ValueError, "copy_: undefined source tensor");
+  check_inplace_grad_operand(src, "copy_");
   check_inplace_operand(*this, src, "copy_");
   Tensor s = src;
   if (s.device() != device()) {
@@ -263,6 +274,7 @@ Tensor& Tensor::copy_(const Tensor& src) {
 Tensor& Tensor::add_(const Tensor& other, double alpha) {
   check_inplace(*this, "add_");
   ATTN_CHECK(other.defined(), ValueError, "add_: undefined operand");
+  check_inplace_grad_operand(other, "add_");
   check_inplace_operand(*this, other, "add_");
   ATTN_CHECK(other.dtype() == dtype(), DTypeError, "add_: dtypes {} and {} differ", dtype(),
              other.dtype());
@@ -290,6 +302,7 @@ Tensor& Tensor::mul_(double value) {
 Tensor& Tensor::mul_(const Tensor& other) {
   check_inplace(*this, "mul_");
   ATTN_CHECK(other.defined(), ValueError, "mul_: undefined operand");
+  check_inplace_grad_operand(other, "mul_");
   check_inplace_operand(*this, other, "mul_");
   ATTN_CHECK(other.dtype() == dtype(), DTypeError, "mul_: dtypes {} and {} differ", dtype(), other.dtype());
   kernels::dispatch("mul_", {this, &other}).binary(kernels::BinaryOp::Mul, *this, *this, other);
@@ -330,6 +343,8 @@ void Tensor::set_grad(Tensor g) {
   if (g.defined()) {
     ATTN_CHECK(g.shape() == shape(), ShapeError, "set_grad: gradient of shape {} for a tensor of shape {}",
                g.shape(), shape());
+    ATTN_CHECK(g.dtype() == dtype() && g.device() == device(), DTypeError,
+               "set_grad: a {} gradient on {} for a {} tensor on {}", g.dtype(), g.device(), dtype(), device());
   }
   impl_->meta().grad = std::move(g);
 }
@@ -356,6 +371,10 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
   } else {
     ATTN_CHECK(seed.shape() == shape(), ShapeError,
                "backward: gradient of shape {} for a tensor of shape {}", seed.shape(), shape());
+    if (seed.dtype() != dtype() || seed.device() != device()) {  // cast, as PyTorch does
+      NoGradGuard g;
+      seed = seed.to(device()).to(dtype());
+    }
   }
   TensorList roots{*this}, grads{seed};
   run_backward(roots, grads, retain_graph);

@@ -4,8 +4,10 @@
 
 #include <array>
 #include <cmath>
+#include <thread>
 
 #include "core/ops/fused.h"
+#include "tests/data_test_util.h"
 #include "tests/test_util.h"
 
 namespace attn::test {
@@ -429,6 +431,70 @@ TEST(Autograd, ALongChainIsFreedWithoutRecursion) {
   y = Tensor();
   z = Tensor();
   SUCCEED();
+}
+
+TEST(Autograd, AChainOfNodesUsingOneInputTwiceIsFreedWithoutRecursion) {
+  // a + a: both edges of a node hold the same input, so neither saw it as only-held and the
+  // chain was freed recursively again (a stack overflow at ~100k steps; PyTorch frees it).
+  Tensor x = leaf({1e-30});
+  Tensor a = x * 1.0;
+  for (int i = 0; i < 250000; ++i) a = a + a;
+  a = Tensor();
+  Tensor b = x * 1.0;
+  for (int i = 0; i < 250000; ++i) b = mul(b, b);
+  b.backward();  // through the whole chain, then freed
+  b = Tensor();
+  EXPECT_TRUE(x.grad().defined());
+}
+
+TEST(Autograd, InPlaceOpsRefuseAnOperandThatRequiresGrad) {
+  // Its gradient was lost silently: b.copy_(x); sum(b * x) gave x.grad = x, PyTorch 2x.
+  Tensor x = leaf({1.0, 2.0, 3.0});
+  Tensor b = zeros({3}, {.dtype = DType::Float64});
+  expect_throw_with<AutogradError>([&] { b.copy_(x); }, {"copy_", "requires grad", "detach()"});
+  expect_throw_with<AutogradError>([&] { b.add_(x); }, {"add_", "requires grad"});
+  expect_throw_with<AutogradError>([&] { b.narrow(0, 0, 2).mul_(x.narrow(0, 1, 2)); }, {"mul_", "requires grad"});
+  b.copy_(x.detach());  // no gradient wanted: fine
+  {
+    NoGradGuard g;
+    b.add_(x);  // outside autograd: fine
+  }
+  EXPECT_EQ(b.to_vector<double>(), (std::vector<double>{2.0, 4.0, 6.0}));
+}
+
+TEST(Autograd, MaxOverAllElementsSharesTheGradientAmongTies) {
+  // as PyTorch's x.max(): [1, 3, 3, 2] -> [0, 0.5, 0.5, 0] (it gave [0, 1, 0, 0])
+  Tensor x = leaf({1.0, 3.0, 3.0, 2.0});
+  Tensor m = max(x);
+  EXPECT_EQ(m.item<double>(), 3.0);
+  (m * 4.0).backward();
+  EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{0.0, 2.0, 2.0, 0.0}));
+  Tensor y = leaf({1.0, NAN, 3.0});  // NaN is the maximum: it gets the gradient
+  max(y).backward();
+  EXPECT_EQ(y.grad().to_vector<double>(), (std::vector<double>{0.0, 1.0, 0.0}));
+}
+
+TEST(Autograd, BackwardsInTwoThreadsThroughASharedLeafAddUp) {
+  // one backward at a time: two threads' passes through one leaf corrupted its .grad and the
+  // nodes' bookkeeping (crashes, "internal error"); PyTorch locks the accumulation
+  Tensor w = leaf({1.0, -2.0, 0.5});
+  const Tensor x = from_vector<double>({1.0, 2.0, 3.0}, Shape{3});
+  constexpr int kEach = 400;
+  auto work = [&] {
+    for (int i = 0; i < kEach; ++i) sum(w * x + x + w).backward();
+  };
+  std::thread t1(work), t2(work);
+  t1.join();
+  t2.join();
+  EXPECT_EQ(w.grad().to_vector<double>(), (std::vector<double>{2.0 * kEach * 2, 3.0 * kEach * 2, 4.0 * kEach * 2}));
+}
+
+TEST(Autograd, GradientsOfAnotherDtypeAreRefusedOrCastAsInPyTorch) {
+  Tensor x = leaf({1.0, 2.0, 3.0});
+  expect_throw_with<DTypeError>([&] { x.set_grad(zeros({3}, {.dtype = DType::Float32})); }, {"set_grad", "float32"});
+  Tensor y = x * x;
+  y.backward(ones({3}, {.dtype = DType::Float32}));  // the seed is cast, as PyTorch does
+  EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{2.0, 4.0, 6.0}));
 }
 
 }  // namespace

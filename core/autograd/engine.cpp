@@ -3,6 +3,7 @@
 // arrive at one output from several uses. Saved tensors are freed as each node finishes unless
 // retain_graph is set.
 #include <chrono>
+#include <mutex>
 #include <vector>
 
 #include "core/autograd/node.h"
@@ -58,9 +59,14 @@ Node::~Node() {
   // its saved tensors (which can hold the same nodes through their grad_fn) and giving up its
   // own only-held nodes, so no node's destructor runs inside another's.
   std::vector<std::shared_ptr<Node>> dying;
+  // An edge to a node that other edges also hold is dropped at once: two edges of one node to the
+  // same input (a + a) each saw a count of 2, so neither adopted it, and a long chain of them was
+  // freed recursively again (a stack overflow at ~100k steps).
   auto adopt = [&dying](Node& n) {
-    for (Edge& e : n.next_edges)
+    for (Edge& e : n.next_edges) {
       if (e.fn && e.fn.use_count() == 1) dying.push_back(std::move(e.fn));
+      else e.fn.reset();
+    }
   };
   adopt(*this);
   while (!dying.empty()) {
@@ -111,6 +117,11 @@ bool AccumulateGrad::index_add(const Tensor& index, const Tensor& rows) {
 }
 
 void run_backward(const TensorList& roots, const TensorList& grads, bool retain_graph) {
+  // One backward at a time: nodes keep their pass's bookkeeping (epoch, pending, buffer) and
+  // leaves their .grad, which two threads' backwards through a shared leaf (a model's weights)
+  // corrupted. Recursive, so that a backward started inside a node's backward does not deadlock.
+  static std::recursive_mutex one_at_a_time;
+  std::lock_guard<std::recursive_mutex> lock(one_at_a_time);
   NoGradGuard no_grad;
   const uint64_t epoch = ++g_epoch;
   thread_local std::vector<Node*> stack, ready;

@@ -135,6 +135,25 @@ struct MaxBackward final : Node {
   void release_saved() override { indices.release(); }
 };
 
+// max over all elements: the gradient is shared evenly by the elements equal to the maximum
+// (every NaN when it is NaN), as PyTorch's x.max() does; the max over a dim picks one index.
+struct MaxAllBackward final : Node {
+  SavedTensor x, value;  // value: the 0-d maximum
+  std::string_view name() const override { return "MaxBackward"; }
+  TensorList apply(TensorList& g) override {
+    const Tensor xs = x.unpack(name()), m = value.unpack(name());
+    const Tensor hit = logical_or(eq(xs, m), logical_and(ne(xs, xs), ne(m, m)));
+    const Tensor share = div(g[0], sum(hit.to(xs.dtype())));  // 0-d
+    TensorList out(1);
+    out[0] = where(hit, share.expand(xs.shape()), zeros_like(xs));
+    return out;
+  }
+  void release_saved() override {
+    x.release();
+    value.release();
+  }
+};
+
 }  // namespace
 
 ValuesIndices max(const Tensor& x, int64_t dim_in, bool keepdim) {
@@ -167,7 +186,18 @@ ValuesIndices max(const Tensor& x, int64_t dim_in, bool keepdim) {
 Tensor max(const Tensor& x) {
   check_defined(x, "max");
   ATTN_CHECK(x.numel() > 0, ShapeError, "max: tensor of shape {} has no elements", x.shape());
-  return max(x.reshape(Shape{x.numel()}), 0, false).values;
+  Tensor value;
+  {
+    NoGradGuard g;
+    value = max(x.reshape(Shape{x.numel()}), 0, false).values;
+  }
+  if (needs_grad(x)) {
+    auto node = make_node<MaxAllBackward>({&x});
+    node->x = SavedTensor(x);
+    node->value = SavedTensor(value, /*is_output=*/true);
+    set_history(value, node);
+  }
+  return value;
 }
 
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
