@@ -233,6 +233,11 @@ void check_inplace(const Tensor& t, std::string_view op) {
              "{}: in-place write to a tensor of shape {} that requires grad; autograd does not "
              "record in-place ops: run it inside NoGradGuard or use the out-of-place op",
              op, t.shape());
+  ATTN_CHECK(!(GradMode::is_enabled() && t.impl()->no_grad_view_of_grad_base), AutogradError,
+             "{}: in-place write, with grad mode on, to a view (shape {}) made under NoGradGuard of a tensor that "
+             "requires grad: its gradient would not know; write inside NoGradGuard too, or view a detach()ed "
+             "tensor",
+             op, t.shape());
 }
 
 // An operand that requires grad would need a node the in-place ops do not record: its gradient

@@ -117,6 +117,9 @@ struct TensorImpl {
   int64_t offset = 0;  // in elements
   DType dtype = DType::Float32;
   std::unique_ptr<AutogradMeta> autograd;
+  // A view made in no-grad mode of a tensor that requires grad (or of such a view): an in-place
+  // write to it in grad mode would change the base behind autograd's back (PyTorch refuses it).
+  bool no_grad_view_of_grad_base = false;
 
   TensorImpl(std::shared_ptr<Storage> s, Shape sh, Strides st, int64_t off, DType dt)
       : storage(std::move(s)), shape(std::move(sh)), strides(std::move(st)), offset(off),

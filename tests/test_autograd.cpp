@@ -489,6 +489,27 @@ TEST(Autograd, BackwardsInTwoThreadsThroughASharedLeafAddUp) {
   EXPECT_EQ(w.grad().to_vector<double>(), (std::vector<double>{2.0 * kEach * 2, 3.0 * kEach * 2, 4.0 * kEach * 2}));
 }
 
+TEST(Autograd, AViewMadeUnderNoGradIsNotWrittenInPlaceInGradMode) {
+  // it changed the leaf behind autograd's back (x became [2, 3, 3]); PyTorch refuses it too
+  Tensor x = leaf({1.0, 2.0, 3.0});
+  Tensor v, w;
+  {
+    NoGradGuard g;
+    v = x.narrow(0, 0, 2);
+    w = v.transpose(0, 0);  // a view of that view
+  }
+  expect_throw_with<AutogradError>([&] { v.add_(ones({2}, {.dtype = DType::Float64})); }, {"add_", "NoGradGuard"});
+  expect_throw_with<AutogradError>([&] { w.fill_(0.0); }, {"fill_", "NoGradGuard"});
+  EXPECT_EQ(x.to_vector<double>(), (std::vector<double>{1.0, 2.0, 3.0}));
+  {
+    NoGradGuard g;
+    v.add_(ones({2}, {.dtype = DType::Float64}));  // as an optimizer does: fine
+  }
+  Tensor d = x.detach().narrow(0, 1, 2);
+  d.mul_(2.0);  // a view of a detached tensor: fine, as in PyTorch
+  EXPECT_EQ(x.to_vector<double>(), (std::vector<double>{2.0, 6.0, 6.0}));
+}
+
 TEST(Autograd, GradientsOfAnotherDtypeAreRefusedOrCastAsInPyTorch) {
   Tensor x = leaf({1.0, 2.0, 3.0});
   expect_throw_with<DTypeError>([&] { x.set_grad(zeros({3}, {.dtype = DType::Float32})); }, {"set_grad", "float32"});

@@ -3,6 +3,7 @@
 
 #include <string_view>
 
+#include "core/autograd/grad_mode.h"
 #include "core/ops/ops.h"
 #include "core/tensor.h"
 #include "kernels/backend.h"
@@ -36,10 +37,13 @@ Tensor sum_keepdim(const Tensor& x, const Shape& dims);
 
 namespace attn {
 
-// A new tensor over base's storage with the given geometry, without autograd history.
+// A new tensor over base's storage with the given geometry, without autograd history. Made in
+// no-grad mode from a tensor that requires grad, it is marked (see TensorImpl).
 inline Tensor alias(const Tensor& base, Shape shape, Strides strides, int64_t offset) {
-  return Tensor(std::make_shared<TensorImpl>(base.storage(), std::move(shape), std::move(strides),
-                                             offset, base.dtype()));
+  Tensor out(std::make_shared<TensorImpl>(base.storage(), std::move(shape), std::move(strides), offset, base.dtype()));
+  if (!GradMode::is_enabled() && (base.requires_grad() || base.impl()->no_grad_view_of_grad_base))
+    out.impl()->no_grad_view_of_grad_base = true;
+  return out;
 }
 
 // The reduction shared by the NLL losses: per-row losses (N) -> None: as is; Sum: their sum;
