@@ -57,7 +57,7 @@ inline void dots(const T* x, const T* rows, int64_t stride, int64_t n, int64_t l
 
 // float: the four sums in vector registers, each added up once by simd::sum (GCC's reduction
 // epilogue for the loop above is 15 dependent scalar adds per row, through the stack).
-[[gnu::noinline]] inline void dots(const float* x, const float* rows, int64_t stride, int64_t n, int64_t len, float* out) {
+inline void dots(const float* x, const float* rows, int64_t stride, int64_t n, int64_t len, float* out) {
   using simd::kLanes, simd::load, simd::Vec;
   int64_t s = 0;
   for (; s + 4 <= n; s += 4) {
@@ -141,7 +141,7 @@ template <typename T>
 inline T additive_score_exps(const T* qe, const T* ke, const T* v, int64_t n, T* cache) {
   return additive_score(tanh_of_exps(qe, ke), v, n, cache);
 }
-[[gnu::noinline]] inline float additive_score_exps(const float* qe, const float* ke, const float* v, int64_t n, float* cache) {
+inline float additive_score_exps(const float* qe, const float* ke, const float* v, int64_t n, float* cache) {
   using simd::kLanes, simd::load, simd::Vec;
   Vec a0{}, a1{};
   int64_t i = 0;
@@ -187,10 +187,10 @@ inline void weighted_sum(const T* w, const T* rows, int64_t stride, int64_t n, i
     for (int64_t h = 0; h < H; ++h) out[h] += ws * rs[h];
   }
 }
-// float: four vectors of features at a time, their sums in registers while the positions stream
+// float: eight vectors of features at a time, their sums in registers while the positions stream
 // past (one store per feature, where a load, an FMA and a store per position and feature made
 // the store port the forward's bottleneck).
-[[gnu::noinline]] inline void weighted_sum(const float* w, const float* rows, int64_t stride, int64_t n, int64_t H, float* out) {
+inline void weighted_sum(const float* w, const float* rows, int64_t stride, int64_t n, int64_t H, float* out) {
   using simd::kLanes, simd::load, simd::Vec;
   int64_t h = 0;
   for (; h + 8 * kLanes <= H; h += 8 * kLanes) {

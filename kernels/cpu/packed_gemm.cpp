@@ -6,33 +6,21 @@
 #include <new>
 
 #include "kernels/cpu/loop.h"
+#include "kernels/cpu/simd.h"
 
 namespace attn::cpu {
 
 namespace {
 
-// Lanes per vector register and rows per tile, for the instruction set compiled for (wider
-// vectors than the target has would be split, and change the calling convention).
+// Rows per tile: its 2 * kRows accumulators (simd::Vec, the width of the instruction set
+// compiled for) and the two B vectors must fit the vector registers.
+using simd::kLanes, simd::load, simd::Vec;
 #if defined(__AVX512F__)
-constexpr int kLanes = 16;
 constexpr int kRows = 8;
-#elif defined(__AVX__)
-constexpr int kLanes = 8;
-constexpr int kRows = 6;
 #else
-constexpr int kLanes = 4;  // SSE2, NEON
-constexpr int kRows = 6;
+constexpr int kRows = 6;  // AVX2: 6 x 2 of the 16 ymm registers; SSE2, NEON
 #endif
-constexpr int kPanel = 2 * kLanes;
-
-// GCC / Clang vector extension: one register of kLanes floats; unaligned loads through memcpy.
-typedef float Vec __attribute__((vector_size(kLanes * sizeof(float))));
-
-inline Vec load(const float* p) {
-  Vec v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
+constexpr int64_t kPanel = 2 * kLanes;
 
 // C rows [0, R) x panel columns [0, ncols) from A rows [0, R) and one packed panel.
 template <int R>
@@ -51,8 +39,8 @@ inline void micro_tile(int64_t K, const float* a, int64_t lda, const float* pane
   }
   for (int r = 0; r < R; ++r) {
     float row[kPanel];
-    std::memcpy(row, &lo[r], sizeof(Vec));
-    std::memcpy(row + kLanes, &hi[r], sizeof(Vec));
+    simd::store(row, lo[r]);
+    simd::store(row + kLanes, hi[r]);
     float* cr = c + r * ldc;
     if (accumulate) {
       for (int64_t j = 0; j < ncols; ++j) cr[j] += row[j];

@@ -257,7 +257,7 @@ ResumeState read_resume_state(const nlohmann::json& j, const std::string& path) 
 // The run itself, once the options are checked and OUT/train.log is open: data, model, the
 // training loop, validation and checkpoints. An error here is also written to the log.
 static TrainResult run_training(TrainOptions& opt, std::optional<models::LoadedModel>& resumed, const ResumeState& rs,
-                         Device device, Reporter& rep, const std::function<double()>& elapsed) {
+                                Device device, Reporter& rep, const std::function<double()>& elapsed) {
   if (!resumed) {
     // A new run in the directory of an earlier one: its checkpoint is replaced at the first save,
     // and its best model, of another model and vocabulary, must not pass for this run's.

@@ -16,9 +16,6 @@
 // and GFLOP/s use the minimum bytes the op must move and its arithmetic; % roofline compares
 // with max(bytes / copy bandwidth, flops / GEMM rate), both measured by this tool in the same
 // run. These are the very ops the engine ships.
-#include <omp.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <map>
