@@ -106,6 +106,10 @@ Tensor arange(int64_t end, Options opt) { return arange(0.0, static_cast<double>
 
 Tensor arange(double start, double end, double step, Options opt) {
   ATTN_CHECK(step != 0.0, ValueError, "arange: step must be non-zero");
+  ATTN_CHECK(std::isfinite(start) && std::isfinite(end) && std::isfinite(step), ValueError,
+             "arange: unsupported range {} -> {} (step {})", start, end, step);
+  ATTN_CHECK(step > 0 ? end >= start : end <= start, ValueError,
+             "arange: end {} is on the wrong side of start {} for step {}", end, start, step);
   const auto n = static_cast<int64_t>(std::max(0.0, std::ceil((end - start) / step)));
   Tensor host = empty(Shape{n}, {opt.dtype, kCPU});
   dispatch_numeric(opt.dtype, "arange", [&](auto tag) {
@@ -205,26 +209,34 @@ std::pair<int64_t, int64_t> element_extent(const Tensor& t) {
   return {first, last};
 }
 
-// An in-place op's target and its tensor operand: the operand broadcasts into the target's
-// shape; no two elements of the target share memory (an expanded view: the kernel would write
-// them in an undefined order); and the operand is not another view overlapping the target (the
-// kernel would read elements it has already overwritten). The same view as the target is fine.
-void check_inplace_operand(const Tensor& self, const Tensor& other, std::string_view op) {
-  ATTN_CHECK(other.dim() <= self.dim() && broadcast_shapes(self.shape(), other.shape(), op) == self.shape(), ShapeError,
-             "{}: an operand of shape {} does not broadcast into the target's shape {}", op, other.shape(),
-             self.shape());
+// An in-place op's target: no two of its elements share memory (an expanded view: the kernel
+// would write them in an undefined order, and a scalar op would apply once per alias).
+void check_no_internal_overlap(const Tensor& self, std::string_view op) {
   ATTN_CHECK(!self.has_internal_overlap(), ValueError,
              "{}: the target (shape {}, strides {}) has elements that share memory (an expanded view); write into "
              "a contiguous copy",
              op, self.shape(), self.strides());
-  if (self.storage() != other.storage() || self.numel() == 0 || other.numel() == 0) return;
-  if (self.offset() == other.offset() && self.shape() == other.shape() && self.strides() == other.strides()) return;
+}
+
+// An in-place op's target and its tensor operand: the operand broadcasts into the target's
+// shape and the target has no internal overlap. The operand as the kernel should read it: itself,
+// or a copy taken first where it is another view whose memory range overlaps the target's (the
+// kernel would read elements it has already overwritten; numpy's rule: the result is as if the
+// operand were read before the write). The same view as the target is read as it is
+// (elementwise, each element is read before it is written); interleaved views that share no
+// element (the two columns of a (N, 2) tensor) are copied too, which costs a copy, never a wrong value.
+Tensor inplace_operand(const Tensor& self, const Tensor& other, std::string_view op) {
+  ATTN_CHECK(other.dim() <= self.dim() && broadcast_shapes(self.shape(), other.shape(), op) == self.shape(), ShapeError,
+             "{}: an operand of shape {} does not broadcast into the target's shape {}", op, other.shape(),
+             self.shape());
+  check_no_internal_overlap(self, op);
+  if (self.storage() != other.storage() || self.numel() == 0 || other.numel() == 0) return other;
+  if (self.offset() == other.offset() && self.shape() == other.shape() && self.strides() == other.strides()) return other;
   const auto [a0, a1] = element_extent(self);
   const auto [b0, b1] = element_extent(other);
-  ATTN_CHECK(a1 < b0 || b1 < a0, ValueError,
-             "{}: the operand (shape {}, strides {}) is another view of the target's memory (shape {}, strides {}); "
-             "pass a copy of it (clone())",
-             op, other.shape(), other.strides(), self.shape(), self.strides());
+  if (a1 < b0 || b1 < a0) return other;
+  NoGradGuard no_grad;
+  return other.clone();
 }
 
 void check_inplace(const Tensor& t, std::string_view op) {
@@ -265,8 +277,7 @@ Tensor& Tensor::copy_(const Tensor& src) {
   check_inplace(*this, "copy_");
   ATTN_CHECK(src.defined(), ValueError, "copy_: undefined source tensor");
   check_inplace_grad_operand(src, "copy_");
-  check_inplace_operand(*this, src, "copy_");
-  Tensor s = src;
+  Tensor s = inplace_operand(*this, src, "copy_");
   if (s.device() != device()) {
     NoGradGuard g;
     s = s.to(device());
@@ -280,16 +291,16 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
   check_inplace(*this, "add_");
   ATTN_CHECK(other.defined(), ValueError, "add_: undefined operand");
   check_inplace_grad_operand(other, "add_");
-  check_inplace_operand(*this, other, "add_");
   ATTN_CHECK(other.dtype() == dtype(), DTypeError, "add_: dtypes {} and {} differ", dtype(),
              other.dtype());
+  const Tensor operand = inplace_operand(*this, other, "add_");
   ATTN_CHECK(holds_value(dtype(), alpha), DTypeError, "add_: alpha {} is not a {} value", alpha, dtype());
-  auto& be = kernels::dispatch("add_", {this, &other});
+  auto& be = kernels::dispatch("add_", {this, &operand});
   if (alpha == 1.0) {
-    be.binary(kernels::BinaryOp::Add, *this, *this, other);
+    be.binary(kernels::BinaryOp::Add, *this, *this, operand);
   } else {
-    Tensor scaled = empty(other.shape(), {other.dtype(), other.device()});
-    be.unary(kernels::UnaryOp::MulScalar, scaled, other, alpha);
+    Tensor scaled = empty(operand.shape(), {operand.dtype(), operand.device()});
+    be.unary(kernels::UnaryOp::MulScalar, scaled, operand, alpha);
     be.binary(kernels::BinaryOp::Add, *this, *this, scaled);
   }
   storage()->bump_version();
@@ -298,6 +309,7 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
 
 Tensor& Tensor::mul_(double value) {
   check_inplace(*this, "mul_");
+  check_no_internal_overlap(*this, "mul_");
   ATTN_CHECK(holds_value(dtype(), value), DTypeError, "mul_: the scalar {} is not a {} value", value, dtype());
   kernels::backend(device()).unary(kernels::UnaryOp::MulScalar, *this, *this, value);
   storage()->bump_version();
@@ -308,9 +320,9 @@ Tensor& Tensor::mul_(const Tensor& other) {
   check_inplace(*this, "mul_");
   ATTN_CHECK(other.defined(), ValueError, "mul_: undefined operand");
   check_inplace_grad_operand(other, "mul_");
-  check_inplace_operand(*this, other, "mul_");
   ATTN_CHECK(other.dtype() == dtype(), DTypeError, "mul_: dtypes {} and {} differ", dtype(), other.dtype());
-  kernels::dispatch("mul_", {this, &other}).binary(kernels::BinaryOp::Mul, *this, *this, other);
+  const Tensor operand = inplace_operand(*this, other, "mul_");
+  kernels::dispatch("mul_", {this, &operand}).binary(kernels::BinaryOp::Mul, *this, *this, operand);
   storage()->bump_version();
   return *this;
 }
@@ -319,9 +331,9 @@ Tensor& Tensor::masked_fill_(const Tensor& mask, double value) {
   check_inplace(*this, "masked_fill_");
   ATTN_CHECK(mask.dtype() == DType::Bool, DTypeError, "masked_fill_: mask must be bool, got {}",
              mask.dtype());
-  check_inplace_operand(*this, mask, "masked_fill_");
   check_fill_value(dtype(), value, "masked_fill_");
-  kernels::dispatch("masked_fill_", {this, &mask}).masked_fill(*this, *this, mask, value);
+  const Tensor m = inplace_operand(*this, mask, "masked_fill_");
+  kernels::dispatch("masked_fill_", {this, &m}).masked_fill(*this, *this, m, value);
   storage()->bump_version();
   return *this;
 }
@@ -394,8 +406,10 @@ Tensor Tensor::detach() const {
 
 namespace {
 
-void format_elements(std::string& out, const Tensor& t, const std::vector<double>& vals,
-                     int64_t dim, int64_t base, int indent, int width, bool summarize) {
+// texts: every element formatted (int64 from the integers themselves: through double, values
+// past 2^53 printed rounded and INT64_MAX as INT64_MIN).
+void format_elements(std::string& out, const Tensor& t, const std::vector<std::string>& texts, int64_t dim,
+                     int64_t base, int indent, int width, bool summarize) {
   const int64_t n = t.size(dim);
   const int64_t stride = numel_of(Shape(t.shape().begin() + dim + 1, t.shape().end()));
   constexpr int64_t kEdge = 3;
@@ -406,43 +420,43 @@ void format_elements(std::string& out, const Tensor& t, const std::vector<double
       i = n - kEdge;
     }
     if (dim + 1 == t.dim()) {
-      double v = vals[static_cast<size_t>(base + i)];
-      if (t.dtype() == DType::Bool)
-        out += fmt::format("{:>{}}", v != 0 ? "True" : "False", width);
-      else if (t.dtype() == DType::Int64)
-        out += fmt::format("{:>{}}", static_cast<int64_t>(v), width);
-      else
-        out += fmt::format("{:>{}.4f}", v, width);
+      out += fmt::format("{:>{}}", texts[static_cast<size_t>(base + i)], width);
     } else {
-      format_elements(out, t, vals, dim + 1, base + i * stride, indent + 1, width, summarize);
+      format_elements(out, t, texts, dim + 1, base + i * stride, indent + 1, width, summarize);
     }
     if (i + 1 < n) out += dim + 1 == t.dim() ? ", " : fmt::format(",\n{:{}}", "", indent + 1);
   }
   out += ']';
 }
 
+std::vector<std::string> element_texts(const Tensor& t) {
+  std::vector<std::string> texts;
+  if (t.numel() == 0) return texts;
+  texts.reserve(static_cast<size_t>(t.numel()));
+  if (t.dtype() == DType::Int64) {
+    for (int64_t v : t.to_vector<int64_t>()) texts.push_back(fmt::format("{}", v));
+  } else {
+    for (double v : t.to_vector<double>())
+      texts.push_back(t.dtype() == DType::Bool ? (v != 0 ? "True" : "False") : fmt::format("{:.4f}", v));
+  }
+  return texts;
+}
+
 }  // namespace
 
 std::string Tensor::to_string() const {
   if (!defined()) return "tensor(undefined)";
-  std::vector<double> vals = numel() > 0 ? to_vector<double>() : std::vector<double>();
+  const std::vector<std::string> texts = element_texts(*this);
   std::string body;
   const bool summarize = numel() > 1000;
   if (dim() == 0) {
-    body = dtype() == DType::Int64 ? fmt::format("{}", static_cast<int64_t>(vals[0]))
-           : dtype() == DType::Bool ? (vals[0] != 0 ? "True" : "False")
-                                    : fmt::format("{:.4f}", vals[0]);
+    body = texts[0];
   } else if (numel() == 0) {
     body = "[]";
   } else {
     int width = 1;
-    for (double v : vals) {
-      std::string s = dtype() == DType::Bool    ? (v != 0 ? "True" : "False")
-                      : dtype() == DType::Int64 ? fmt::format("{}", static_cast<int64_t>(v))
-                                                : fmt::format("{:.4f}", v);
-      width = std::max(width, static_cast<int>(s.size()));
-    }
-    format_elements(body, *this, vals, 0, 0, 7, width, summarize);
+    for (const std::string& text : texts) width = std::max(width, static_cast<int>(text.size()));
+    format_elements(body, *this, texts, 0, 0, 7, width, summarize);
   }
   std::string extra;
   if (dtype() != DType::Float32) extra += fmt::format(", dtype={}", dtype());

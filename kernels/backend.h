@@ -148,7 +148,8 @@ class Backend {
                                   const Tensor& dkeys, const Tensor& dv, const Tensor& dvalues) = 0;
 
   // ---- fused softmax + NLL (core/ops/softmax_nll.cpp) ----
-  // losses (N): per-row loss (0 at ignored rows); lse (N): the log-sum-exp of each row.
+  // losses (N): per-row loss (0 at ignored rows); lse (N, 2): each row's log-sum-exp as its max and
+  // log(sum exp(x - max)) (the backward's (x - max) - log_sum keeps the precision of large logits).
   virtual void softmax_nll_forward(const Tensor& logits, const Tensor& target, int64_t ignore_index,
                                    double smoothing, const Tensor& losses, const Tensor& lse) = 0;
   // grad_logits (N, V) = grad_losses[i] * (softmax(logits[i]) - q_i), 0 at ignored rows.

@@ -82,7 +82,7 @@ ATTN_BINARY(Maximum, T, a < b || b != b ? b : a)  // a NaN on either side propag
 ATTN_BINARY(Minimum, T, b < a || b != b ? b : a)
 ATTN_BINARY(TanhBackward, T, static_cast<T>(a * (T(1) - b * b)))      // a = grad, b = tanh(x)
 ATTN_BINARY(SigmoidBackward, T, static_cast<T>(a * b * (T(1) - b)))   // a = grad, b = sigmoid(x)
-ATTN_BINARY(ReluBackward, T, b > T(0) ? a : T(0))                     // a = grad, b = x or relu(x)
+ATTN_BINARY(ReluBackward, T, b <= T(0) ? T(0) : a)  // a = grad, b = x or relu(x); NaN passes a, as in PyTorch
 ATTN_BINARY(Eq, bool, a == b)
 ATTN_BINARY(Ne, bool, a != b)
 ATTN_BINARY(Lt, bool, a < b)

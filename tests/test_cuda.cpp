@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "core/caching_allocator.h"
+#include "core/ops/fused.h"
 #include "core/optim/optimizer.h"
 #include "kernels/backend.h"
 #include "tests/test_util.h"
@@ -68,6 +69,28 @@ TEST(Cuda, LargeReductionsAndRowsMatchCpu) {
   auto [vc, ic] = max(x, 1);
   EXPECT_EQ(v.to_vector<float>(), vc.to_vector<float>());
   EXPECT_EQ(i.to_vector<int64_t>(), ic.to_vector<int64_t>());
+}
+
+TEST(Cuda, LogSoftmaxAndSoftmaxNllKeepTheirPrecisionAtLargeLogits) {
+  // x - lse with lse rounded to float lost ~4e-3 at logits near 1e5 (the CPU twin's test,
+  // Ops.LogSoftmaxKeepsItsPrecisionAtLargeLogits, checks it against float64)
+  REQUIRE_GPU();
+  Generator g(53);
+  const int64_t N = 9, V = 1000;
+  const Tensor x = add(uniform({N, V}, -4.0, 4.0, g), 1e5);
+  const Tensor xg = x.to(kCUDA);
+  EXPECT_TRUE(all_close(log_softmax(xg, 1).to(kCPU), log_softmax(x, 1), 0.0, 2e-6));                // warp or block rows
+  EXPECT_TRUE(all_close(log_softmax(xg.t(), 0).to(kCPU), log_softmax(x.t(), 0), 0.0, 2e-6));        // strided rows
+  std::vector<int64_t> tv;
+  for (int64_t i = 0; i < N; ++i) tv.push_back((i * 337) % V);
+  const Tensor target = from_vector(tv, Shape{N});
+  Tensor on_cpu = x.detach().requires_grad_(true), on_gpu = xg.detach().requires_grad_(true);
+  Tensor loss_cpu = softmax_nll(on_cpu, target, -100, 0.0, Reduction::Sum);
+  Tensor loss_gpu = softmax_nll(on_gpu, target.to(kCUDA), -100, 0.0, Reduction::Sum);
+  EXPECT_NEAR(loss_gpu.item<double>(), loss_cpu.item<double>(), 1e-4);
+  loss_cpu.backward();
+  loss_gpu.backward();
+  EXPECT_TRUE(all_close(on_gpu.grad().to(kCPU), on_cpu.grad(), 0.0, 1e-6));
 }
 
 TEST(Cuda, EmbeddingIndexOutOfRangeIsAnError) {

@@ -207,6 +207,10 @@ TEST(TsvLoad, MalformedLinesNameFileLineAndProblem) {
     EXPECT_EQ(r.pairs[2].line, 4);
   }
   expect_throw_with<IOError>([&] { data::load_pairs(dir.file("missing.tsv")); }, {dir.file("missing.tsv")});
+  // a CR ending the file without its LF is a stray CR too (it was taken for a line ending)
+  const std::string cr_end = dir.file("cr_end.tsv");
+  write_bytes(cr_end, "Go.\tGeh.\nHi.\tHallo.\r");
+  expect_throw_with<IOError>([&] { data::load_pairs(cr_end); }, {cr_end + ":2: ", "carriage return"});
 }
 
 TEST(TsvLoad, RandomPairsSurviveAnyMixOfLineEndingsAndColumns) {

@@ -245,4 +245,78 @@ INSTANTIATE_TEST_SUITE_P(Ops, OpBackward, ::testing::ValuesIn(differentiable_cas
 INSTANTIATE_TEST_SUITE_P(Ops, OpSingleInputGrad, ::testing::ValuesIn(multi_input_cases()), case_name);
 
 }  // namespace
+namespace {
+
+// log_softmax by float64 arithmetic on the float32 values: the reference.
+std::vector<double> log_softmax_reference(const Tensor& x32) {
+  const int64_t N = x32.size(0), V = x32.size(1);
+  const std::vector<double> x = x32.to_vector<double>();
+  std::vector<double> y(x.size());
+  for (int64_t i = 0; i < N; ++i) {
+    double m = -INFINITY, total = 0;
+    for (int64_t j = 0; j < V; ++j) m = std::max(m, x[i * V + j]);
+    for (int64_t j = 0; j < V; ++j) total += std::exp(x[i * V + j] - m);
+    for (int64_t j = 0; j < V; ++j) y[i * V + j] = x[i * V + j] - m - std::log(total);
+  }
+  return y;
+}
+
+}  // namespace
+
+TEST(Ops, LogSoftmaxKeepsItsPrecisionAtLargeLogits) {
+  // x - lse with lse rounded to float lost half an ulp of the logits' magnitude: at 1e5 errors
+  // of 4e-3 (PyTorch computes (x - max) - log(sum)); at 1e8 a pair of equal logits gave 0, not
+  // -log 2. The fused softmax + NLL saved that lse for its backward: gradients off by 0.4%.
+  Generator g(52);
+  for (double offset : {1e5, -3e6, 1e8}) {
+    const int64_t N = 7, V = 301;
+    const Tensor x = add(uniform({N, V}, -4.0, 4.0, g), offset);
+    const std::vector<double> want = log_softmax_reference(x);
+    auto expect_close = [&](const Tensor& got, const char* what) {
+      const std::vector<double> v = got.to_vector<double>();
+      double worst = 0;
+      for (size_t i = 0; i < v.size(); ++i) worst = std::max(worst, std::abs(v[i] - want[i]));
+      EXPECT_LT(worst, 2e-6) << what << " at offset " << offset;
+    };
+    expect_close(log_softmax(x, 1), "log_softmax");
+    expect_close(log_softmax(x.t().contiguous().t(), 1), "log_softmax of strided rows");
+    // losses and d(logits) = softmax - onehot: the composed and the fused op
+    std::vector<int64_t> tv;
+    for (double u : uniform({N}, 0.0, static_cast<double>(V), g, {.dtype = DType::Float64}).to_vector<double>())
+      tv.push_back(std::min<int64_t>(V - 1, static_cast<int64_t>(u)));
+    const Tensor target = from_vector(tv, Shape{N});
+    double want_loss = 0;
+    for (int64_t i = 0; i < N; ++i) want_loss -= want[i * V + tv[i]];
+    for (bool fused : {false, true}) {
+      Tensor leaf_x = x.detach().requires_grad_(true);
+      Tensor loss = fused ? softmax_nll(leaf_x, target, -100, 0.0, Reduction::Sum) : cross_entropy(leaf_x, target, -100, Reduction::Sum);
+      EXPECT_NEAR(loss.item<double>(), want_loss, 2e-5 * std::abs(want_loss) + 1e-5) << fused << " " << offset;
+      loss.backward();
+      const std::vector<double> gx = leaf_x.grad().to_vector<double>();
+      double worst = 0;
+      for (int64_t i = 0; i < N; ++i)
+        for (int64_t j = 0; j < V; ++j)
+          worst = std::max(worst, std::abs(gx[i * V + j] - (std::exp(want[i * V + j]) - (j == tv[i] ? 1.0 : 0.0))));
+      EXPECT_LT(worst, 1e-6) << (fused ? "softmax_nll" : "cross_entropy") << " gradient at offset " << offset;
+    }
+  }
+}
+
+TEST(Ops, DimsOfAZeroDimTensorAndArangeRangesAreChecked) {
+  // transpose(5, 7), squeeze(5), flatten(3, 5) of a 0-d tensor returned it (PyTorch: dims 0 and
+  // -1 only); arange(0, 10, -1) and arange(0, nan) returned an empty tensor (PyTorch: an error)
+  const Tensor s = full({}, 3.0);
+  EXPECT_THROW((void)s.transpose(5, 7), IndexError);
+  EXPECT_THROW((void)s.squeeze(5), IndexError);
+  EXPECT_THROW((void)s.flatten(3, 5), IndexError);
+  EXPECT_EQ(s.transpose(0, -1).dim(), 0);
+  EXPECT_EQ(s.squeeze(0).dim(), 0);
+  EXPECT_EQ(s.flatten(0, -1).shape(), (Shape{1}));
+  EXPECT_THROW((void)arange(0.0, 10.0, -1.0), ValueError);
+  EXPECT_THROW((void)arange(0.0, NAN, 1.0), ValueError);
+  EXPECT_THROW((void)arange(0.0, INFINITY, 1.0), ValueError);
+  EXPECT_EQ(arange(5.0, 5.0, 1.0).numel(), 0);
+  EXPECT_EQ(arange(3.0, 0.0, -1.0).to_vector<double>(), (std::vector<double>{3, 2, 1}));
+}
+
 }  // namespace attn::test

@@ -255,6 +255,13 @@ TEST(Safetensors, MalformedFilesSayWhatIsWrong) {
   expect_bad(craft(R"({"__metadata__": [1]})", ""), {"'__metadata__' is not an object"});
   expect_bad(craft(R"({"a": {"dtype": "F32", "shape": [4294967296, 4294967296], "data_offsets": [0, 4]}})", d12),
              {"too large"});
+  // the same with a 0 among the dims: empty() overflowed multiplying them (an OutOfMemoryError
+  // without the file's name)
+  expect_bad(craft(R"({"a": {"dtype": "F32", "shape": [4294967296, 4294967296, 0], "data_offsets": [0, 0]}})", ""),
+             {"tensor 'a'", "too large"});
+  // the JSON parser stopped at a NUL: what followed was never read (Python's loader refuses it)
+  expect_bad(craft(R"({"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 12]}})" + std::string("\0 not JSON {{{", 14), d12),
+             {"NUL byte at byte 63"});
   // Values nested 200000 deep (a 400 KB header) or megabytes long: a clear error, not a stack
   // overflow in the error message's JSON dump or a message carrying the whole value.
   const std::string deep = std::string(200000, '[') + std::string(200000, ']');

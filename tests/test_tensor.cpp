@@ -2,6 +2,8 @@
 // random generator (known-answer vectors, determinism, distributions).
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <cmath>
 #include <numeric>
 
@@ -100,6 +102,16 @@ TEST(Tensor, PrintsLikePyTorch) {
   EXPECT_NE(s.find("..."), std::string::npos);
   EXPECT_NE(s.find("shape=[100, 100]"), std::string::npos);
   EXPECT_LT(s.size(), 600u);
+}
+
+TEST(Tensor, PrintsInt64ExactlyAtItsLimits) {
+  // printed through double: 2^53 + 1 rounded, INT64_MAX overflowed to INT64_MIN
+  const int64_t big = (int64_t{1} << 53) + 1;
+  Tensor t = from_vector<int64_t>({std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max(), big}, {3});
+  EXPECT_EQ(fmt::format("{}", t),
+            "tensor([-9223372036854775808,  9223372036854775807,     9007199254740993], dtype=int64)");
+  EXPECT_EQ(fmt::format("{}", t.select(0, 1)), "tensor(9223372036854775807, dtype=int64)");
+  EXPECT_EQ(fmt::format("{}", from_vector<float>({0.5f, -1.0f}, {2})), "tensor([ 0.5000, -1.0000])");
 }
 
 TEST(Tensor, FromBlobWrapsExternalMemory) {

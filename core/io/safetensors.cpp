@@ -132,6 +132,9 @@ SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& w
   const std::string_view header_text(bytes.data() + 8, static_cast<size_t>(header_len));
   if (header_text.empty() || header_text.front() != '{')
     throw fail("the header does not start with '{' (not a safetensors file?)");
+  // The JSON parser stops at a NUL as at the end of its input: `{...}\0 garbage` loaded.
+  if (const size_t nul = header_text.find('\0'); nul != std::string_view::npos)
+    throw fail(fmt::format("the header holds a NUL byte at byte {} of its {} (not valid JSON)", nul + 1, header_len));
 
   // Parse, refusing duplicate keys (nlohmann would keep the last one silently).
   std::vector<std::set<std::string>> open_objects;
@@ -197,16 +200,17 @@ SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& w
       has_zero = has_zero || v == 0;
       e.shape.push_back(static_cast<int64_t>(v));
     }
+    // The product of the non-zero dims is bounded even when a 0 makes the tensor empty: empty()
+    // multiplies the dims in order, and [2^32, 2^32, 0] overflowed there (an OutOfMemoryError
+    // without the file's name).
     uint64_t numel = 1;
-    if (has_zero) {
-      numel = 0;
-    } else {
-      for (int64_t d : e.shape) {
-        const auto v = static_cast<uint64_t>(d);
-        if (numel > (uint64_t{1} << 56) / v) throw fail(fmt::format("{}: shape {} is too large", where, brief(js)));
-        numel *= v;
-      }
+    for (int64_t d : e.shape) {
+      const auto v = static_cast<uint64_t>(d);
+      if (v == 0) continue;
+      if (numel > (uint64_t{1} << 56) / v) throw fail(fmt::format("{}: shape {} is too large", where, brief(js)));
+      numel *= v;
     }
+    if (has_zero) numel = 0;
     const json& jo = info["data_offsets"];
     if (!jo.is_array() || jo.size() != 2 || !jo[0].is_number_unsigned() || !jo[1].is_number_unsigned())
       throw fail(fmt::format("{}: 'data_offsets' must be two non-negative integers, found {}", where, brief(jo)));

@@ -144,18 +144,24 @@ Tensor div(const Tensor& a, const Tensor& b) {
 // ------------------------------------------------------------------ maximum
 
 namespace {
+// As PyTorch: a tie splits the gradient in halves; where a or b is NaN (no order) both get it
+// all; otherwise the larger one.
 struct MaximumBackward final : Node {
-  SavedTensor a_wins;  // bool: a >= b
+  SavedTensor a_lt_b, a_gt_b, tie;  // bool
   Shape a_shape, b_shape;
   std::string_view name() const override { return "MaximumBackward"; }
   TensorList apply(TensorList& g) override {
-    Tensor m = a_wins.unpack(name());
+    const Tensor halved = where(tie.unpack(name()), mul(g[0], 0.5), g[0]);
     TensorList out(2);
-    if (should_compute(0)) out[0] = sum_to(masked_fill(g[0], logical_not(m), 0.0), a_shape);
-    if (should_compute(1)) out[1] = sum_to(masked_fill(g[0], m, 0.0), b_shape);
+    if (should_compute(0)) out[0] = sum_to(masked_fill(halved, a_lt_b.unpack(name()), 0.0), a_shape);
+    if (should_compute(1)) out[1] = sum_to(masked_fill(halved, a_gt_b.unpack(name()), 0.0), b_shape);
     return out;
   }
-  void release_saved() override { a_wins.release(); }
+  void release_saved() override {
+    a_lt_b.release();
+    a_gt_b.release();
+    tie.release();
+  }
 };
 }  // namespace
 
@@ -163,7 +169,9 @@ Tensor maximum(const Tensor& a, const Tensor& b) {
   Tensor out = binary_out(BinaryOp::Maximum, a, b);
   if (needs_grad(a, b)) {
     auto node = make_node<MaximumBackward>({&a, &b});
-    node->a_wins = SavedTensor(ge(a, b));
+    node->a_lt_b = SavedTensor(lt(a, b));
+    node->a_gt_b = SavedTensor(gt(a, b));
+    node->tie = SavedTensor(eq(a, b));
     node->a_shape = a.shape();
     node->b_shape = b.shape();
     set_history(out, node);

@@ -29,7 +29,7 @@ Tensor rsub(double s, const Tensor& a);  // s - a
 Tensor rdiv(double s, const Tensor& a);  // s / a
 Tensor neg(const Tensor& a);
 Tensor pow(const Tensor& a, double exponent);
-Tensor maximum(const Tensor& a, const Tensor& b);  // gradient to the larger (a on ties)
+Tensor maximum(const Tensor& a, const Tensor& b);  // gradient to the larger; halves on ties, all to both at NaN (as PyTorch)
 
 inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
 inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }

@@ -1,5 +1,5 @@
 // Fused log_softmax + negative log-likelihood (with label smoothing) over the vocabulary.
-// The forward keeps one number per row (the log-sum-exp); the backward recomputes
+// The forward keeps two numbers per row (the log-sum-exp as max + log_sum); the backward recomputes
 // softmax - q from the logits and that number, so no second (N, V) tensor is ever stored.
 #include "core/autograd/node.h"
 #include "core/ops/fused.h"
@@ -51,7 +51,9 @@ Tensor softmax_nll(const Tensor& logits_in, const Tensor& target, int64_t ignore
   const Tensor logits = logits_in.contiguous();
   const int64_t N = logits.size(0);
   const Options opt{logits.dtype(), logits.device()};
-  Tensor losses = empty(Shape{N}, opt), lse = empty(Shape{N}, opt);
+  // lse: (N, 2), each row's max and log(sum exp(x - max)): the backward's exp((x - max) - log_sum)
+  // keeps the precision that exp(x - lse) loses when the logits are large
+  Tensor losses = empty(Shape{N}, opt), lse = empty(Shape{N, 2}, opt);
   be.softmax_nll_forward(logits, target, ignore_index, label_smoothing, losses, lse);
   auto [out, count] = reduce_losses(losses, target, ignore_index, reduction);
   if (needs_grad(logits_in)) {

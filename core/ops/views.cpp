@@ -156,8 +156,8 @@ Tensor Tensor::reshape(const Shape& shape_in) const {
 
 Tensor Tensor::flatten(int64_t start_dim, int64_t end_dim) const {
   check_defined(*this, "flatten");
-  if (dim() == 0) return reshape(Shape{1});
   const int64_t s = wrap_dim(start_dim, dim(), "flatten"), e = wrap_dim(end_dim, dim(), "flatten");
+  if (dim() == 0) return reshape(Shape{1});  // (after the dims' check: 0 and -1 only, as PyTorch)
   ATTN_CHECK(s <= e, ValueError, "flatten: start_dim {} after end_dim {}", s, e);
   Shape out;
   for (int64_t d = 0; d < s; ++d) out.push_back(shape()[d]);
@@ -196,8 +196,9 @@ Tensor Tensor::transpose(int64_t d0, int64_t d1) const {
   check_defined(*this, "transpose");
   Shape dims(static_cast<size_t>(dim()));
   std::iota(dims.begin(), dims.end(), 0);
-  if (dim() == 0) return *this;
-  std::swap(dims[wrap_dim(d0, dim(), "transpose")], dims[wrap_dim(d1, dim(), "transpose")]);
+  const int64_t w0 = wrap_dim(d0, dim(), "transpose"), w1 = wrap_dim(d1, dim(), "transpose");
+  if (dim() == 0) return *this;  // (dims 0 and -1 only, as PyTorch)
+  std::swap(dims[w0], dims[w1]);
   return permute(dims);
 }
 
@@ -255,9 +256,8 @@ Tensor Tensor::select(int64_t dim_in, int64_t index) const {
 
 Tensor Tensor::squeeze(int64_t dim_in) const {
   check_defined(*this, "squeeze");
-  if (dim() == 0) return *this;
   const int64_t d = wrap_dim(dim_in, dim(), "squeeze");
-  if (shape()[d] != 1) return *this;
+  if (dim() == 0 || shape()[d] != 1) return *this;  // (a 0-d tensor: dims 0 and -1 only, as PyTorch)
   Shape s = shape();
   s.erase(s.begin() + d);
   return view(s);

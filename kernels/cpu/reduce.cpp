@@ -158,8 +158,9 @@ template <typename T>
 inline void softmax_row(const T* x, T* y, int64_t len, int64_t sx, int64_t sy, bool log) {
   using Acc = acc_t<T>;
   if (log && sx == 1) {  // one pass over memory for the log-sum-exp, one to write
-    const T lse = static_cast<T>(row_logsumexp(x, len));
-    for (int64_t j = 0; j < len; ++j) y[j * sy] = x[j] - lse;
+    const auto lse = row_logsumexp(x, len);
+    const T mx = static_cast<T>(lse.max), log_sum = static_cast<T>(lse.log_sum);
+    for (int64_t j = 0; j < len; ++j) y[j * sy] = (x[j] - mx) - log_sum;  // (see LogSumExp)
     return;
   }
   T mx = -std::numeric_limits<T>::infinity();
@@ -172,8 +173,8 @@ inline void softmax_row(const T* x, T* y, int64_t len, int64_t sx, int64_t sy, b
   Acc total = 0;
   if (log) {  // strided rows (contiguous ones took row_logsumexp above)
     for (int64_t j = 0; j < len; ++j) total += static_cast<Acc>(exp_t(x[j * sx] - mx));
-    const T lse = static_cast<T>(std::log(total)) + mx;
-    for (int64_t j = 0; j < len; ++j) y[j * sy] = x[j * sx] - lse;
+    const T log_sum = static_cast<T>(std::log(total));
+    for (int64_t j = 0; j < len; ++j) y[j * sy] = (x[j * sx] - mx) - log_sum;
     return;
   }
   if (sx == 1 && sy == 1) {

@@ -47,14 +47,24 @@ inline int64_t row_argmax(const T* x, int64_t n) {
   return 0;  // not reached: x holds its max (or its NaN)
 }
 
-// log(sum_j exp(x[j])) in one pass over memory, and sum_j x[j] too when `sum` is given.
+// log(sum_j exp(x[j])) = max + log_sum, kept in two parts: a float x[j] - lse loses the low bits of
+// a large lse (logits near 1e5: errors of 0.03, PyTorch's and ours), where (x[j] - max) - log_sum
+// is exact in its first step near the max. In one pass over memory, and sum_j x[j] too when
+// `sum` is given.
 // A row of the vocabulary (tens of KB) does not stay in L1: a max pass then a sum-of-exp pass
 // read it twice from L2 or DRAM. Here each block of kBlock elements (4 KB of float) is read from
 // memory once: its max, then its sum of exp(x - block max) from L1, merged into the running
 // (max, sum) with one rescale per block (exp in double). A block of -inf contributes nothing
 // (its shift is 0, not -inf - -inf); NaN propagates; +inf gives NaN, as log-sum-exp does.
+template <typename Acc>
+struct LogSumExp {
+  Acc max;      // the row's largest element (-inf for a row of -inf)
+  Acc log_sum;  // log(sum_j exp(x[j] - max))
+  Acc value() const { return max + log_sum; }
+};
+
 template <typename T>
-inline acc_t<T> row_logsumexp(const T* x, int64_t n, acc_t<T>* sum = nullptr) {
+inline LogSumExp<acc_t<T>> row_logsumexp(const T* x, int64_t n, acc_t<T>* sum = nullptr) {
   using Acc = acc_t<T>;
   constexpr int64_t kBlock = 1024;
   Acc m = -std::numeric_limits<Acc>::infinity(), total = 0, plain = 0;
@@ -82,7 +92,7 @@ inline acc_t<T> row_logsumexp(const T* x, int64_t n, acc_t<T>* sum = nullptr) {
     }
   }
   if (sum) *sum = plain;
-  return m + std::log(total);
+  return {m, std::log(total)};
 }
 
 }  // namespace attn::cpu

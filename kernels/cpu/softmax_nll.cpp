@@ -1,5 +1,6 @@
 // CPU fused softmax + NLL: one pass over the row for the log-sum-exp (row_logsumexp), one pick; the
-// backward writes grad * (softmax - q) row by row from the logits and the saved log-sum-exp.
+// backward writes grad * (softmax - q) row by row from the logits and the saved log-sum-exp,
+// kept as (max, log_sum) per row (see LogSumExp).
 // Rows run in parallel; the vocabulary is the vectorized inner loop (fast exp for float).
 #include <limits>
 
@@ -30,8 +31,10 @@ void CpuBackend::softmax_nll_forward(const Tensor& logits, const Tensor& target,
       for (int64_t i = r0; i < r1; ++i) {
         const T* row = x + i * V;
         Acc row_total = 0;
-        const Acc l = row_logsumexp(row, V, smoothing == 0.0 ? nullptr : &row_total);
-        lsep[i] = static_cast<T>(l);
+        const auto lse_parts = row_logsumexp(row, V, smoothing == 0.0 ? nullptr : &row_total);
+        const Acc l = lse_parts.value();
+        lsep[2 * i] = static_cast<T>(lse_parts.max);
+        lsep[2 * i + 1] = static_cast<T>(lse_parts.log_sum);
         const int64_t c = t[i * ts];
         if (c == ignore_index) {
           lp[i] = T(0);
@@ -68,9 +71,9 @@ void CpuBackend::softmax_nll_backward(const Tensor& logits, const Tensor& target
           for (int64_t j = 0; j < V; ++j) out[j] = T(0);
           continue;
         }
-        const T g = gl[i * gs], l = lsep[i];
+        const T g = gl[i * gs], mx = lsep[2 * i], log_sum = lsep[2 * i + 1];
 #pragma omp simd
-        for (int64_t j = 0; j < V; ++j) out[j] = g * (exp_t(row[j] - l) - uniform);
+        for (int64_t j = 0; j < V; ++j) out[j] = g * (exp_t((row[j] - mx) - log_sum) - uniform);
         out[c] -= g * hit;
       }
     });

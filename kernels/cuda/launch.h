@@ -180,7 +180,7 @@ struct SoftmaxNllArgs {
   const int64_t* target = nullptr;
   int64_t target_s = 1;
   void* losses = nullptr;  // forward
-  void* lse = nullptr;     // forward out, backward in
+  void* lse = nullptr;     // (N, 2): max, log_sum per row; forward out, backward in
   const void* grad_losses = nullptr;  // backward
   int64_t grad_losses_s = 1;
   void* grad_logits = nullptr;

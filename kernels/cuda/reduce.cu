@@ -237,8 +237,9 @@ __global__ void softmax_rows(RowArgs a, bool block, bool log) {
   for (int64_t j = g.lane; j < len; j += g.size) total += static_cast<Acc>(exp(x[j * sx] - mx));
   total = group_sum(total, block, ssum);
   if (log) {
-    const T lse = static_cast<T>(::log(total)) + mx;
-    for (int64_t j = g.lane; j < len; j += g.size) y[j * sy] = x[j * sx] - lse;
+    // (x - max) - log_sum: a float x - lse loses the low bits of a large lse (row_math.h)
+    const T log_sum = static_cast<T>(::log(total));
+    for (int64_t j = g.lane; j < len; j += g.size) y[j * sy] = (x[j * sx] - mx) - log_sum;
   } else {
     const Acc inv = Acc(1) / total;
     for (int64_t j = g.lane; j < len; j += g.size) y[j * sy] = static_cast<T>(exp(static_cast<Acc>(x[j * sx] - mx)) * inv);

@@ -2,9 +2,9 @@
 //   forward : one 256-thread block per row; one read of the row with an online max / sum-of-exp
 //             per thread (rescaled when the max grows; in the element type, so float rows use
 //             float exp), combined across the block in double; the row's
-//             log-sum-exp is saved, the loss picked from logits[target]; with label smoothing
+//             log-sum-exp is saved as (max, log_sum), the loss picked from logits[target]; with label smoothing
 //             the row sum of logits is carried too.
-//   backward: one thread per logit, grad * (exp(x - lse) - q): one read of the logits, one
+//   backward: one thread per logit, grad * (exp((x - max) - log_sum) - q): one read of the logits, one
 //             write of the gradient, nothing V-sized stored in between.
 #include <cfloat>
 
@@ -74,8 +74,9 @@ __global__ void softmax_nll_forward_kernel(SoftmaxNllArgs a) {
   }
   // a +inf logit makes log-sum-exp NaN, as on the CPU (row_logsumexp); here a thread holding
   // it alone would give (inf, 1), and inf
-  const double lse = m == INFINITY ? NAN : m + log(s);
-  static_cast<T*>(a.lse)[i] = static_cast<T>(lse);
+  const double log_sum = m == INFINITY ? NAN : log(s), lse = m + log_sum;
+  static_cast<T*>(a.lse)[2 * i] = static_cast<T>(m);  // (max, log_sum): see kernels/cpu/row_math.h
+  static_cast<T*>(a.lse)[2 * i + 1] = static_cast<T>(log_sum);
   const int64_t c = a.target[i * a.target_s];
   T* loss = static_cast<T*>(a.losses) + i;
   if (c == a.ignore_index) {
@@ -100,7 +101,8 @@ __global__ void softmax_nll_backward_kernel(SoftmaxNllArgs a) {
       continue;
     }
     const T g = static_cast<const T*>(a.grad_losses)[i * a.grad_losses_s];
-    const T p = exp(static_cast<const T*>(a.logits)[idx] - static_cast<const T*>(a.lse)[i]);
+    const T* lse = static_cast<const T*>(a.lse) + 2 * i;
+    const T p = exp((static_cast<const T*>(a.logits)[idx] - lse[0]) - lse[1]);
     out[idx] = g * (p - uniform - (j == c ? hit : T(0)));
   }
 }
