@@ -28,7 +28,7 @@ Lines split_lines(std::string_view bytes) {
     size_t nl = bytes.find('\n', pos);
     const size_t end = nl == std::string_view::npos ? bytes.size() : nl;
     std::string_view line = bytes.substr(pos, end - pos);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (nl != std::string_view::npos && !line.empty() && line.back() == '\r') line.remove_suffix(1);  // CRLF only
     std::string problem;
     if (const size_t cr = line.find('\r'); cr != std::string_view::npos) {
       problem = fmt::format("carriage return inside the line at byte {} (only LF or CRLF line endings are accepted)",
