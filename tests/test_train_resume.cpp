@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -125,6 +126,39 @@ TEST(TrainStop, TheEtaCountsTheTimeLimit) {
   // cores) it logged 7, so only a few lines are required: the ETA of each is what is tested.
   EXPECT_GE(lines, 2) << log;
   EXPECT_NE(log.find("reached --time-limit"), std::string::npos) << log;
+}
+
+// A time limit that runs out during an epoch's validation ends the run there: the next epoch's
+// first step ran past it (and saved a mid-epoch checkpoint).
+TEST(TrainStop, ATimeLimitReachedDuringValidationStopsAtTheEpochsEnd) {
+  TempDir dir;
+  tasks::write_tsv(tasks::generate_dates(12000, 12), dir.file("valid.tsv"));
+  auto wall_of = [](train::TrainOptions o) {
+    const auto t0 = std::chrono::steady_clock::now();
+    train::train(o);
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  // How long the setup and an epoch take, and then its validation (~0.7 s here): the limit
+  // goes well inside the validation.
+  train::TrainOptions o = tiny_run(dir, "no_valid");
+  const double without = wall_of(o);
+  o.valid_path = dir.file("valid.tsv");
+  o.out_dir = dir.file("valid");
+  const double with = wall_of(o);
+  ASSERT_GT(with - without, 4 * without) << "the validation should take most of the run";
+  o.out_dir = dir.file("limited");
+  o.epochs = 100;
+  o.time_limit = without + 0.4 * (with - without);
+  const train::TrainResult r = train::train(o);
+  const int64_t per_epoch = 4;  // 64 pairs, batch 16
+  EXPECT_EQ(r.steps, per_epoch);
+  EXPECT_EQ(r.epochs_done, 1);
+  const std::string log = io::read_file(dir.file("limited/train.log"));
+  EXPECT_NE(log.find("reached --time-limit at step 4 (end of epoch 1)"), std::string::npos) << log;
+  const nlohmann::json state = nlohmann::json::parse(io::read_file(dir.file("limited/checkpoint/trainer.json")));
+  EXPECT_EQ(state.at("step").get<int64_t>(), per_epoch) << state.dump();
+  EXPECT_EQ(state.at("epoch").get<int64_t>(), 1) << state.dump();  // the start of epoch 2
+  EXPECT_EQ(state.at("batch_in_epoch").get<int64_t>(), 0) << state.dump();
 }
 
 // ---------------------------------------------------------------- over-long validation sources

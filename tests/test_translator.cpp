@@ -466,6 +466,32 @@ TEST(Cli, TrainTranslateEvalEndToEnd) {
   std::istringstream records(io::read_file(dir / "nbe.jsonl"));
   for (std::string rec; std::getline(records, rec);) record_lines.push_back(nlohmann::json::parse(rec).at("line").get<int64_t>());
   EXPECT_EQ(record_lines, (std::vector<int64_t>{1, 1, 3, 3}));
+  // --n-best 1 is the n-best format too (it printed plain translations: scripts parsing it broke)
+  ASSERT_EQ(run("printf 'Hello.\\n\\n' | " + attn + " translate --model " + (dir / "run/best") + " --n-best 1 > " +
+                (dir / "nb1.out") + " 2> /dev/null"),
+            0);
+  const std::string nb1 = io::read_file(dir / "nb1.out");
+  EXPECT_EQ(nb1.rfind("1 ||| ", 0), 0u) << nb1;
+  EXPECT_NE(nb1.find("\n2 |||  ||| 0.0000\n"), std::string::npos) << nb1;
+  EXPECT_EQ(std::count(nb1.begin(), nb1.end(), '\n'), 2) << nb1;
+  // stdin is read as --input reads a file: a BOM dropped (it reached the JSON "source"), a
+  // stray CR an error naming <stdin> and its line (it was accepted)
+  ASSERT_EQ(run("printf '\\357\\273\\277Hello.\\r\\n' | " + attn + " translate --model " + (dir / "run/best") +
+                " --attention-out " + (dir / "bom.jsonl") + " > /dev/null 2>&1"),
+            0);
+  EXPECT_EQ(nlohmann::json::parse(io::read_file(dir / "bom.jsonl")).at("source").get<std::string>(), "Hello.");
+  EXPECT_NE(run("printf 'Hello.\\nOld\\rMac\\n' | " + attn + " translate --model " + (dir / "run/best") + " > " +
+                (dir / "cr.out") + " 2> " + (dir / "cr.err")),
+            0);
+  EXPECT_NE(io::read_file(dir / "cr.err").find("<stdin>:2: carriage return"), std::string::npos) << io::read_file(dir / "cr.err");
+  EXPECT_EQ(io::read_file(dir / "cr.out"), "");  // nothing decoded
+  // an --attention-out whose directory is missing fails before decoding (it failed after
+  // printing every translation)
+  EXPECT_NE(run(attn + " translate --model " + (dir / "run/best") + " --attention-out " + (dir / "no/such/a.jsonl") +
+                " 'Hello.' > " + (dir / "ao.out") + " 2> " + (dir / "ao.err")),
+            0);
+  EXPECT_EQ(io::read_file(dir / "ao.out"), "");
+  EXPECT_NE(io::read_file(dir / "ao.err").find("--attention-out"), std::string::npos) << io::read_file(dir / "ao.err");
 }
 
 TEST(Cli, TrainChecksTheDeviceAndVocabularyLimitAndRefusesHugeShapesCleanly) {

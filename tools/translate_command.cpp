@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 
 #include "core/io/atomic_file.h"
 #include "models/data/tsv.h"
@@ -49,7 +50,9 @@ void add_translate_command(CLI::App& app) {
   c->add_option("sentences", sentences, "Sentences to translate (else --input FILE, else stdin)");
   c->add_option("--input", input, "A file with one sentence per line");
   c->add_option("--beam", so.beam, "Beam size (1: greedy)")->check(positive())->capture_default_str();
-  c->add_option("--n-best", so.n_best, "Print the N best translations with their scores")->check(positive());
+  // given at all (even 1), the output is the n-best format: scripts parse it whatever N is
+  CLI::Option* n_best_option =
+      c->add_option("--n-best", so.n_best, "Print the N best translations as LINE ||| text ||| score")->check(positive());
   c->add_option("--length-penalty", so.length_penalty, "Beam scores are log P / length^alpha")->capture_default_str();
   c->add_option("--max-len-ratio", so.max_len_ratio, "Output length limit: ratio * source length + 5")
       ->check(positive())
@@ -59,12 +62,14 @@ void add_translate_command(CLI::App& app) {
   c->add_flag("--attention", show_attention, "Print the attention matrix as a text heatmap");
   c->add_option("--heatmap", heatmap, "Write an SVG heatmap (FILE.svg; FILE-<n>.svg for several sentences)");
   c->add_option("--attention-out", attention_out, "Write tokens and attention weights of every output as JSON lines (with its 1-based input line)");
-  c->callback([] {
+  c->callback([n_best_option] {
     ATTN_CHECK(sentences.empty() || input.empty(), ValueError,
                "translate: sentences on the command line and --input {}: give one or the other", input);
-    if (!heatmap.empty()) {  // checked before decoding, not after the first sentences are printed
-      const fs::path dir = fs::absolute(fs::path(heatmap)).parent_path();
-      ATTN_CHECK(fs::is_directory(dir), IOError, "--heatmap {}: the directory {} does not exist", heatmap, dir.string());
+    // output paths checked before decoding, not after the sentences are printed
+    for (const auto& [flag, path] : {std::pair{"--heatmap", &heatmap}, std::pair{"--attention-out", &attention_out}}) {
+      if (path->empty()) continue;
+      const fs::path dir = fs::absolute(fs::path(*path)).parent_path();
+      ATTN_CHECK(fs::is_directory(dir), IOError, "{} {}: the directory {} does not exist", flag, *path, dir.string());
     }
     const Device dev = resolve_device(device);
     models::LoadedModel m = models::load_checkpoint(model_dir, dev, /*training_state=*/false);
@@ -74,11 +79,10 @@ void add_translate_command(CLI::App& app) {
         text = data::read_lines(input);
         for (size_t i = 0; i < text.size(); ++i) where.push_back(fmt::format("{}:{}", input, i + 1));
       } else {
-        for (std::string line; std::getline(std::cin, line);) {
-          if (!line.empty() && line.back() == '\r') line.pop_back();
-          text.push_back(line);
-          where.push_back(fmt::format("<stdin>:{}", text.size()));
-        }
+        // read as --input reads a file: BOM, CRLF, a stray CR and invalid UTF-8 alike
+        const std::string bytes{std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()};
+        text = data::split_text_lines(bytes, "<stdin>");
+        for (size_t i = 0; i < text.size(); ++i) where.push_back(fmt::format("<stdin>:{}", i + 1));
       }
     }
     if (so.n_best > so.beam) so.beam = so.n_best;  // n best need at least n beams
@@ -91,7 +95,7 @@ void add_translate_command(CLI::App& app) {
     for (size_t i = 0; i < out.size(); ++i) {
       const models::Translation& t = out[i];
       unknown += t.unknown;
-      if (so.n_best > 1) {
+      if (n_best_option->count() > 0) {
         for (size_t h = 0; h < t.hypotheses.size(); ++h)
           fmt::print("{} ||| {} ||| {:.4f}\n", i + 1, t.outputs[h], t.hypotheses[h].score);
         // an empty line (not decoded) still has its entry: the empty translation, log-prob 0

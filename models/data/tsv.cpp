@@ -130,13 +130,14 @@ std::string skipped_lines_warning(const std::string& path, const LoadResult& res
   return out;
 }
 
-std::vector<std::string> read_lines(const std::string& path) {
-  const std::string bytes = io::read_file(path);
+std::vector<std::string> read_lines(const std::string& path) { return split_text_lines(io::read_file(path), path); }
+
+std::vector<std::string> split_text_lines(std::string_view bytes, const std::string& name) {
   const Lines lines = split_lines(bytes);
   std::vector<std::string> out;
   out.reserve(lines.text.size());
   for (size_t i = 0; i < lines.text.size(); ++i) {
-    ATTN_CHECK(lines.problems[i].empty(), IOError, "{}:{}: {}", path, i + 1, lines.problems[i]);
+    ATTN_CHECK(lines.problems[i].empty(), IOError, "{}:{}: {}", name, i + 1, lines.problems[i]);
     out.emplace_back(lines.text[i]);
   }
   return out;

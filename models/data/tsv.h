@@ -48,6 +48,8 @@ std::string skipped_lines_warning(const std::string& path, const LoadResult& res
 // input), a final line ending does not add an empty line. Invalid UTF-8 or a stray CR is an
 // IOError naming the file and line.
 std::vector<std::string> read_lines(const std::string& path);
+// The same for text already read (stdin), errors naming `name` ("<stdin>") and the line.
+std::vector<std::string> split_text_lines(std::string_view bytes, const std::string& name);
 
 // `"a ""b"" c"` -> `a "b" c` when s is a CSV-quoted field with at least one doubled quote inside;
 // otherwise s unchanged.

@@ -546,6 +546,14 @@ static TrainResult run_training(TrainOptions& opt, std::optional<models::LoadedM
     ++epoch;  // the state saved is "start of the next epoch"
     save_state();
     --epoch;
+    // The time limit or a signal may have come during the validation: stop here, with the
+    // checkpoint just saved (the next epoch's first step used to run past the limit).
+    if (!stop && (g_stop || (opt.time_limit > 0 && elapsed() >= opt.time_limit))) {
+      stop = true;
+      result.interrupted = g_stop != 0;
+      result.signal = static_cast<int>(g_stop);
+      stop_reason = g_stop ? "interrupted" : "reached --time-limit";
+    }
     if (stop) {
       rep.line(fmt::format("{} at step {} (end of epoch {}): saved {}", stop_reason, step, finished_epoch + 1,
                            result.checkpoint_dir));

@@ -44,7 +44,7 @@ struct TrainOptions {
   std::string device = "auto";
   int64_t min_freq = 2, max_vocab = 0, max_len = 50, max_train = 0;  // max_train 0: all pairs
   int64_t patience = 3, log_every = 100, valid_max = 0;               // valid_max 0: all sentences
-  double time_limit = 0.0;  // seconds of training, 0: none
+  double time_limit = 0.0;  // wall-clock seconds from the start of train() (data, validation included), 0: none
   bool skip_bad_lines = false, profile = false, quiet = false;
 
   nlohmann::json to_json() const;
