@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/nn/lstm.h"
+#include "core/ops/composed.h"
 #include "kernels/backend.h"
 #include "tests/test_util.h"
 
@@ -81,6 +82,66 @@ TEST(LstmModule, BackwardReachesEveryParameter) {
     for (float v : p.grad().to_vector<float>()) norm += v * v;
     EXPECT_GT(norm, 0.0) << name;
   }
+}
+
+// Initial states reach their layer and direction: the module against a stack composed by hand
+// from primitive ops (composed::lstm_layer per layer and direction, h0[l * D + d]), values and
+// every gradient, on random inputs and states; then finite differences through the module.
+TEST(LstmModule, InitialStatesReachTheirLayerAndDirection) {
+  Generator g(17);
+  const int64_t B = 3, S = 5, I = 4, H = 3, L = 2, D = 2;
+  nn::LSTM lstm(I, H, L, /*bidirectional=*/true, 0.0, g, {.dtype = DType::Float64});
+  const Tensor lengths = from_vector<int64_t>({5, 2, 4});
+  auto fresh = [&](const Shape& shape) { return uniform(shape, -0.8, 0.8, g, {.dtype = DType::Float64}); };
+  const Tensor x0 = fresh({B, S, I}), h00 = fresh({L * D, B, H}), c00 = fresh({L * D, B, H});
+  const Tensor R = fresh({B, S, D * H}), Rh = fresh({L * D, B, H}), Rc = fresh({L * D, B, H});
+  auto run = [&](bool by_hand, std::vector<Tensor>& grads) {
+    Tensor x = x0.detach().requires_grad_(true), h0 = h00.detach().requires_grad_(true),
+           c0 = c00.detach().requires_grad_(true);
+    lstm.zero_grad();
+    Tensor out, h_n, c_n;
+    if (by_hand) {
+      Tensor input = x;
+      std::vector<Tensor> hs, cs;
+      for (int64_t l = 0; l < L; ++l) {
+        std::vector<Tensor> outs;
+        for (int64_t d = 0; d < D; ++d) {
+          const std::string suffix = fmt::format("_l{}{}", l, d == 1 ? "_reverse" : "");
+          auto r = composed::lstm_layer(input, lengths, h0.select(0, l * D + d), c0.select(0, l * D + d),
+                                        lstm.parameter("weight_ih" + suffix), lstm.parameter("weight_hh" + suffix),
+                                        lstm.parameter("bias_ih" + suffix), lstm.parameter("bias_hh" + suffix), d == 1);
+          outs.push_back(r.output);
+          hs.push_back(r.h_n);
+          cs.push_back(r.c_n);
+        }
+        input = cat(outs, 2);
+      }
+      out = input;
+      h_n = stack(hs, 0);
+      c_n = stack(cs, 0);
+    } else {
+      nn::LstmOutput o = lstm.forward(x, lengths, h0, c0);
+      out = o.output;
+      h_n = o.h_n;
+      c_n = o.c_n;
+    }
+    (sum(out * R) + sum(h_n * Rh) + sum(c_n * Rc)).backward();
+    grads = {out.detach(), h_n.detach(), c_n.detach(), x.grad(), h0.grad(), c0.grad()};
+    for (auto& [name, p] : lstm.named_parameters()) grads.push_back(p.grad());
+  };
+  std::vector<Tensor> module, by_hand;
+  run(false, module);
+  run(true, by_hand);
+  ASSERT_EQ(module.size(), by_hand.size());
+  for (size_t k = 0; k < module.size(); ++k)
+    EXPECT_TRUE(all_close(module[k], Ref::of(by_hand[k]), 1e-10, 1e-12)) << "result " << k;
+  // finite differences of the module's outputs in x, h0, c0 and a parameter of each layer
+  EXPECT_TRUE(gradcheck(
+      [&](const std::vector<Tensor>& in) {
+        nn::LstmOutput o = lstm.forward(in[0], lengths, in[1], in[2]);
+        return cat({o.output.flatten(), o.h_n.flatten(), o.c_n.flatten()}, 0);
+      },
+      {x0.clone(), h00.clone(), c00.clone()}, {0, 1, 2}));
 }
 
 TEST(LstmModule, CudnnMatchesFusedOnGpu) {

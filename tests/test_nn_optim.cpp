@@ -255,6 +255,25 @@ TEST(ClipGradNorm, FusedCoefficientEqualsClippingThenStepping) {
   expect_near_all(a.to_vector<double>(), b.to_vector<double>(), 1e-15);
 }
 
+TEST(ClipGradNorm, LargeGradientsSplitIntoChunksGiveTheExactNorm) {
+  // The CPU sum of squares splits tensors of 65536+ elements into parallel chunks: only
+  // 3-element gradients were tested (a chunk skipping its first element passed every test).
+  Generator g(31);
+  const Options f64{.dtype = DType::Float64};
+  Tensor a = uniform({200003}, -1.0, 1.0, g, f64), b = uniform({70001}, -1.0, 1.0, g, f64);
+  a.requires_grad_(true);
+  b.requires_grad_(true);
+  const Tensor ga = uniform({200003}, -1.0, 1.0, g, f64), gb = uniform({70001}, -2.0, 2.0, g, f64);
+  a.set_grad(ga);
+  b.set_grad(gb);
+  long double want = 0;
+  for (const Tensor& t : {ga, gb})
+    for (double v : t.to_vector<double>()) want += static_cast<long double>(v) * v;
+  double norm = 0;
+  optim::clip_coefficient({a, b}, 1.0, &norm);
+  EXPECT_NEAR(norm, std::sqrt(static_cast<double>(want)), 1e-12 * std::sqrt(static_cast<double>(want)));
+}
+
 TEST(Training, LinearRegressionConverges) {
   // End to end: y = 3 x0 - 2 x1 + 0.5 learned by Linear + Adam from random data.
   Generator g(9);

@@ -3,6 +3,8 @@
 // finite differences in float64, and each input's gradient taken alone against all at once.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "core/ops/fused.h"
 #include "tests/op_cases.h"
 
@@ -300,6 +302,26 @@ TEST(Ops, LogSoftmaxKeepsItsPrecisionAtLargeLogits) {
       EXPECT_LT(worst, 1e-6) << (fused ? "softmax_nll" : "cross_entropy") << " gradient at offset " << offset;
     }
   }
+}
+
+TEST(Ops, Int64SumsAreExactBeyondDoublePrecision) {
+  // Only the GPU test (against this CPU sum) had these values: a CPU sum through double lost
+  // the ones and passed every test. Random values near 2^53, summed exactly in int64.
+  std::mt19937_64 rng(77);
+  std::vector<int64_t> v(100000);
+  for (int64_t& e : v) e = (int64_t{1} << 53) / 100000 + static_cast<int64_t>(rng() % 1000);
+  v[0] = (int64_t{1} << 53) + 1;
+  const Tensor x = from_vector(v, Shape{100000});
+  int64_t total = 0;  // about 2^54: exact in int64
+  for (int64_t e : v) total += e;
+  EXPECT_EQ(sum(x).item<int64_t>(), total);
+  const Tensor m = x.reshape(Shape{100, 1000});
+  std::vector<int64_t> rows(100, 0);
+  for (size_t i = 0; i < v.size(); ++i) rows[i / 1000] += v[i];
+  EXPECT_EQ(sum(m, {1}).to_vector<int64_t>(), rows);
+  std::vector<int64_t> cols(1000, 0);
+  for (size_t i = 0; i < v.size(); ++i) cols[i % 1000] += v[i];
+  EXPECT_EQ(sum(m, {0}).to_vector<int64_t>(), cols);
 }
 
 TEST(Ops, DimsOfAZeroDimTensorAndArangeRangesAreChecked) {
