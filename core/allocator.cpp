@@ -88,6 +88,10 @@ class CpuAllocator final : public Allocator {
     s.system_allocations = system_allocations_.load() + big.system_allocations;
     return s;
   }
+  void reset_peak() override {
+    peak_.store(in_use_.load());
+    large().reset_peak();
+  }
 
  private:
   static constexpr size_t kMaxBytes = size_t{1} << 62;

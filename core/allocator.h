@@ -25,6 +25,8 @@ class Allocator {
   virtual void* allocate(size_t nbytes) = 0;
   virtual void deallocate(void* ptr, size_t nbytes) = 0;
   virtual AllocatorStats stats() const = 0;
+  // The peak starts again from the bytes in use now (torch.cuda.reset_peak_memory_stats).
+  virtual void reset_peak() = 0;
 };
 
 // The allocator for a device type; DeviceError when the type is not built in.

@@ -122,6 +122,11 @@ std::string format_bytes(int64_t bytes) {
   return fmt::format("{} B", bytes);
 }
 
+void CachingAllocator::reset_peak() {
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.peak = stats_.in_use;
+}
+
 std::string format_stats(const AllocatorStats& s) {
   return fmt::format("in use {}, reserved {}, peak {}, {} allocations ({} from the device)", format_bytes(s.in_use),
                      format_bytes(s.reserved), format_bytes(s.peak), s.allocations, s.system_allocations);

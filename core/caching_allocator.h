@@ -33,6 +33,7 @@ class CachingAllocator final : public Allocator {
   void* allocate(size_t nbytes) override;
   void deallocate(void* ptr, size_t nbytes) override;
   AllocatorStats stats() const override;
+  void reset_peak() override;
 
   // Blocks are pooled per stream: memory freed on one stream is reused on that stream only.
   void set_stream(uintptr_t stream) { stream_ = stream; }

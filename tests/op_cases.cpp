@@ -71,6 +71,16 @@ OpCase compare(std::string name, std::function<Tensor(const Tensor&, const Tenso
                 {}};
 }
 
+// A comparison with a scalar (0.25, which the quarter-rounded inputs hit: ties occur).
+OpCase compare_scalar(std::string name, std::function<Tensor(const Tensor&, double)> f,
+                      std::function<bool(double, double)> r) {
+  return OpCase{std::move(name),
+                [](Ctx& c) { return Args{{round_to_quarter(c.rand(c.shape(0, 4, 6)))}, {}}; },
+                [f](const Args& a) { return f(a.x[0], 0.25); },
+                [r](const Refs& x, const P&) { return ref_map(x[0], [r](double p) { return r(p, 0.25) ? 1.0 : 0.0; }); },
+                {}};
+}
+
 // A mask with roughly half the entries set, of a shape broadcasting against `s`.
 Tensor rand_mask(Ctx& c, const Shape& s) {
   Shape m = s;
@@ -112,6 +122,15 @@ const std::vector<OpCase>& op_cases() {
     v.push_back(compare("eq", [](auto& a, auto& b) { return eq(a, b); }, [](double a, double b) { return a == b; }));
     v.push_back(compare("lt", [](auto& a, auto& b) { return lt(a, b); }, [](double a, double b) { return a < b; }));
     v.push_back(compare("ge", [](auto& a, auto& b) { return ge(a, b); }, [](double a, double b) { return a >= b; }));
+    v.push_back(compare("ne", [](auto& a, auto& b) { return ne(a, b); }, [](double a, double b) { return a != b; }));
+    v.push_back(compare("le", [](auto& a, auto& b) { return le(a, b); }, [](double a, double b) { return a <= b; }));
+    v.push_back(compare("gt", [](auto& a, auto& b) { return gt(a, b); }, [](double a, double b) { return a > b; }));
+    v.push_back(compare_scalar("eq_scalar", [](auto& a, double s) { return eq(a, s); }, [](double a, double b) { return a == b; }));
+    v.push_back(compare_scalar("ne_scalar", [](auto& a, double s) { return ne(a, s); }, [](double a, double b) { return a != b; }));
+    v.push_back(compare_scalar("lt_scalar", [](auto& a, double s) { return lt(a, s); }, [](double a, double b) { return a < b; }));
+    v.push_back(compare_scalar("le_scalar", [](auto& a, double s) { return le(a, s); }, [](double a, double b) { return a <= b; }));
+    v.push_back(compare_scalar("gt_scalar", [](auto& a, double s) { return gt(a, s); }, [](double a, double b) { return a > b; }));
+    v.push_back(compare_scalar("ge_scalar", [](auto& a, double s) { return ge(a, s); }, [](double a, double b) { return a >= b; }));
     v.push_back(OpCase{"logical_and_or_not",
                        [](Ctx& c) {
                          Shape s = c.shape(1, 3, 6);

@@ -149,6 +149,25 @@ TEST(CachingAllocator, StatisticsTrackInUseReservedAndPeak) {
   EXPECT_EQ(live, 1);
   a.deallocate(q, 1 << 20);
   EXPECT_NE(format_stats(a.stats()).find("peak 5.00 MiB"), std::string::npos) << format_stats(a.stats());
+  // reset_peak: the peak starts again from what is in use (torch.cuda.reset_peak_memory_stats)
+  void* r = a.allocate(2 << 20);
+  a.reset_peak();
+  EXPECT_EQ(a.stats().peak, 2 << 20);
+  a.deallocate(a.allocate(1 << 20), 1 << 20);
+  EXPECT_EQ(a.stats().peak, 3 << 20);
+  a.deallocate(r, 2 << 20);
+}
+
+TEST(CpuAllocator, ResetPeakStartsFromWhatIsInUse) {
+  Allocator& cpu = allocator_for(kCPU);
+  Tensor kept = uniform({1 << 18});  // 1 MiB, in use throughout
+  { Tensor big = uniform({1 << 20}); }  // 4 MiB, freed
+  cpu.reset_peak();
+  const AllocatorStats s = cpu.stats();
+  EXPECT_EQ(s.peak, s.in_use);
+  { Tensor mid = uniform({1 << 19}); }  // 2 MiB more, for a while
+  EXPECT_GE(cpu.stats().peak, s.in_use + (int64_t{2} << 20));
+  EXPECT_LT(cpu.stats().peak, s.in_use + (int64_t{4} << 20));  // not the 4 MiB block before the reset
 }
 
 TEST(CachingAllocator, OutOfMemoryUnderACapIsAClearErrorAndLosesNothing) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "core/caching_allocator.h"
 #include "core/ops/fused.h"
@@ -14,6 +15,7 @@
 #include "tests/test_util.h"
 #if ATTN_WITH_CUDA
 #include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/cuda_check.h"
 #endif
 
 namespace attn::test {
@@ -24,6 +26,49 @@ namespace {
     std::string why_;                                  \
     if (!gpu_available(&why_)) GTEST_SKIP() << "no GPU: " << why_; \
   } while (0)
+
+// The error path of every CUDA, cuBLAS and cuDNN call, checked without a device (the libraries'
+// error strings are host tables): the call's text, the library's name and string, file and line.
+TEST(CudaErrors, MessagesNameTheCallTheLibrarysStringAndTheFileAndLine) {
+#if !ATTN_WITH_CUDA
+  GTEST_SKIP() << "built without CUDA: there is no CUDA error path to check";
+#else
+  auto message_of = [](auto&& call) -> std::string {
+    try {
+      call();
+    } catch (const BackendError& e) {
+      return e.what();
+    }
+    return "(nothing thrown)";
+  };
+  const std::string file = __FILE__;
+  int line = __LINE__ + 1;
+  std::string m = message_of([] { ATTN_CUDA_CHECK(cudaErrorInvalidValue); });
+  for (const std::string& part : {std::string("cudaErrorInvalidValue"), std::string(cudaGetErrorString(cudaErrorInvalidValue)),
+                                  std::string("`cudaErrorInvalidValue`"), file + ":" + std::to_string(line)})
+    EXPECT_NE(m.find(part), std::string::npos) << part << " not in: " << m;
+  EXPECT_THROW(ATTN_CUDA_CHECK(cudaErrorMemoryAllocation), OutOfMemoryError);  // out of memory is its own error
+  line = __LINE__ + 1;
+  m = message_of([] { ATTN_CUBLAS_CHECK(CUBLAS_STATUS_INVALID_VALUE); });
+  for (const std::string& part : {std::string("cuBLAS error"), std::string(cublasGetStatusString(CUBLAS_STATUS_INVALID_VALUE)),
+                                  std::string("`CUBLAS_STATUS_INVALID_VALUE`"), file + ":" + std::to_string(line)})
+    EXPECT_NE(m.find(part), std::string::npos) << part << " not in: " << m;
+  EXPECT_THROW(ATTN_CUBLAS_CHECK(CUBLAS_STATUS_ALLOC_FAILED), OutOfMemoryError);
+  line = __LINE__ + 1;
+  m = message_of([] { ATTN_CUDNN_CHECK(CUDNN_STATUS_BAD_PARAM); });
+  for (const std::string& part : {std::string("cuDNN error"), std::string(cudnnGetErrorString(CUDNN_STATUS_BAD_PARAM)),
+                                  std::string("`CUDNN_STATUS_BAD_PARAM`"), file + ":" + std::to_string(line)})
+    EXPECT_NE(m.find(part), std::string::npos) << part << " not in: " << m;
+#endif
+}
+
+TEST(Cuda, Tf32IsOffUnlessAskedFor) {
+  // the flag's default, on any build (the GPU test below checks what the flag does)
+  EXPECT_FALSE(kernels::allow_tf32());
+  kernels::set_allow_tf32(true);
+  EXPECT_TRUE(kernels::allow_tf32());
+  kernels::set_allow_tf32(false);
+}
 
 TEST(Cuda, CopiesRoundTripEveryDtype) {
   REQUIRE_GPU();

@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+#include "core/allocator.h"
 #include "core/ops/composed.h"
 #include "core/ops/fused.h"
 #include "core/ops/lengths.h"
@@ -730,6 +731,40 @@ std::vector<Tensor> nll_inputs_with_masked_classes(Generator& g, std::mt19937& r
   for (auto& c : t) c = c == -100 ? c : 2 + c % (V / 2 - 2);  // targets are never masked
   return {masked_fill(in[0], from_vector(std::vector<bool>(m.begin(), m.end()), Shape{N, V}), -INFINITY),
           from_vector(t, Shape{N})};
+}
+
+// The forward keeps no (N, V) tensor for the backward (two numbers a row), and the backward
+// allocates one: the gradient it returns. The composed op keeps its log_softmax (N, V): the
+// measurement sees it.
+TEST(FusedSoftmaxNll, KeepsNoSecondVocabularySizedTensor) {
+  Generator g(23);
+  const int64_t N = 64, V = 5000;
+  const int64_t nv_bytes = N * V * 4;
+  Allocator& cpu = allocator_for(kCPU);
+  Tensor x = uniform({N, V}, -3.0, 3.0, g).requires_grad_(true);
+  std::vector<int64_t> tv;
+  for (int64_t i = 0; i < N; ++i) tv.push_back((i * 131) % V);
+  const Tensor target = from_vector(tv, Shape{N});
+  for (bool fused : {true, false}) {
+    cpu.reset_peak();
+    const int64_t before = cpu.stats().in_use;
+    Tensor loss = fused ? softmax_nll(x, target) : composed::softmax_nll(x, target);
+    const int64_t kept = cpu.stats().in_use - before;
+    const int64_t forward_peak = cpu.stats().peak - before;
+    cpu.reset_peak();
+    const int64_t before_backward = cpu.stats().in_use;
+    loss.backward();
+    const int64_t backward_peak = cpu.stats().peak - before_backward;
+    if (fused) {
+      EXPECT_LT(forward_peak, nv_bytes / 8) << "the forward allocated a V-sized tensor";
+      EXPECT_LT(kept, nv_bytes / 8);
+      EXPECT_GE(backward_peak, nv_bytes);  // the gradient
+      EXPECT_LT(backward_peak, nv_bytes + nv_bytes / 8) << "the backward allocated a second V-sized tensor";
+    } else {
+      EXPECT_GE(kept, nv_bytes);  // its log_softmax, saved
+    }
+    x.set_grad(Tensor());
+  }
 }
 
 TEST(FusedSoftmaxNll, MinusInfinityLogitsAreMaskedClasses) {

@@ -182,6 +182,11 @@ TEST(Translator, ProfileReportsEveryStageAndTheBackwardByNode) {
     parts += p[key].get<double>();
   }
   EXPECT_LE(parts, p["backward"].get<double>());
+  // Memory of the run: at its peak the weights, their gradients and Adam's two moments were live
+  // (float32), at the least
+  const int64_t params = models::load_checkpoint(r.checkpoint_dir).model->num_parameters();
+  ASSERT_TRUE(p.contains("memory_peak_bytes")) << p.dump();
+  EXPECT_GE(p["memory_peak_bytes"].get<int64_t>(), 4 * 4 * params);
   // Off again after the run: a later run without --profile reports nothing.
   o.profile = false;
   o.out_dir = dir / "run2";

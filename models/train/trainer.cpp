@@ -15,6 +15,7 @@
 #include <memory>
 #include <set>
 
+#include "core/caching_allocator.h"
 #include "core/optim/optimizer.h"
 #include "core/profiler.h"
 #include "kernels/backend.h"
@@ -399,6 +400,7 @@ static TrainResult run_training(TrainOptions& opt, std::optional<models::LoadedM
   if (opt.profile) {
     Profiler::instance().reset();
     Profiler::instance().enable(device);
+    allocator_for(device).reset_peak();  // the peak reported is the training's
   }
 
   TrainResult result;
@@ -606,6 +608,11 @@ static TrainResult run_training(TrainOptions& opt, std::optional<models::LoadedM
     prof["steps_total"] = train_time;
     rep.line(fmt::format("  {:<16} {:>9.3f} s  {:5.1f}%  (outside the stages: batches, device copies, loss value)", "other",
                          other, 100.0 * other / total));
+    // Memory of the training device: the peak since the model was built (validation included).
+    const AllocatorStats mem = allocator_for(device).stats();
+    prof["memory_peak_bytes"] = mem.peak;
+    prof["memory_reserved_bytes"] = mem.reserved;
+    rep.line(fmt::format("memory on {}: {}", device, format_stats(mem)));
     result.profile = prof;
     Profiler::instance().disable();
   }
