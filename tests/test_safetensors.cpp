@@ -259,6 +259,13 @@ TEST(Safetensors, MalformedFilesSayWhatIsWrong) {
   // without the file's name)
   expect_bad(craft(R"({"a": {"dtype": "F32", "shape": [4294967296, 4294967296, 0], "data_offsets": [0, 0]}})", ""),
              {"tensor 'a'", "too large"});
+  // ... while an empty tensor whose other dims multiply within int64 is valid (as in Python)
+  for (const char* shape : {"[72057594037927936, 2, 0]", "[0, 4294967296, 4294967296]", "[1099511627776, 1048576, 0]"}) {
+    write_bytes(path, craft(std::string(R"({"a": {"dtype": "F32", "shape": )") + shape + R"(, "data_offsets": [0, 0]}})", ""));
+    const auto loaded = io::load_safetensors(path);
+    ASSERT_EQ(loaded.tensors.size(), 1u) << shape;
+    EXPECT_EQ(loaded.tensors[0].second.numel(), 0) << shape;
+  }
   // the JSON parser stopped at a NUL: what followed was never read (Python's loader refuses it)
   expect_bad(craft(R"({"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 12]}})" + std::string("\0 not JSON {{{", 14), d12),
              {"NUL byte at byte 63"});

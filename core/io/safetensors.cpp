@@ -200,17 +200,23 @@ SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& w
       has_zero = has_zero || v == 0;
       e.shape.push_back(static_cast<int64_t>(v));
     }
-    // The product of the non-zero dims is bounded even when a 0 makes the tensor empty: empty()
-    // multiplies the dims in order, and [2^32, 2^32, 0] overflowed there (an OutOfMemoryError
-    // without the file's name).
     uint64_t numel = 1;
-    for (int64_t d : e.shape) {
-      const auto v = static_cast<uint64_t>(d);
-      if (v == 0) continue;
-      if (numel > (uint64_t{1} << 56) / v) throw fail(fmt::format("{}: shape {} is too large", where, brief(js)));
-      numel *= v;
+    if (has_zero) {
+      // Empty, but empty() multiplies the dims in order in int64, as Python's loader does with
+      // overflow checks: [2^32, 2^32, 0] overflowed there (an OutOfMemoryError without the
+      // file's name); [2^56, 2, 0] is a valid empty tensor.
+      int64_t running = 1;
+      for (int64_t d : e.shape)
+        if (__builtin_mul_overflow(running, d, &running))
+          throw fail(fmt::format("{}: shape {} is too large (its dims' product overflows)", where, brief(js)));
+      numel = 0;
+    } else {
+      for (int64_t d : e.shape) {
+        const auto v = static_cast<uint64_t>(d);
+        if (numel > (uint64_t{1} << 56) / v) throw fail(fmt::format("{}: shape {} is too large", where, brief(js)));
+        numel *= v;
+      }
     }
-    if (has_zero) numel = 0;
     const json& jo = info["data_offsets"];
     if (!jo.is_array() || jo.size() != 2 || !jo[0].is_number_unsigned() || !jo[1].is_number_unsigned())
       throw fail(fmt::format("{}: 'data_offsets' must be two non-negative integers, found {}", where, brief(jo)));
