@@ -74,16 +74,11 @@ void add_translate_command(CLI::App& app) {
     const Device dev = resolve_device(device);
     models::LoadedModel m = models::load_checkpoint(model_dir, dev, /*training_state=*/false);
     std::vector<std::string> text = sentences, where;  // where: "FILE:LINE" of each sentence, for errors
-    if (text.empty()) {
-      if (!input.empty()) {
-        text = data::read_lines(input);
-        for (size_t i = 0; i < text.size(); ++i) where.push_back(fmt::format("{}:{}", input, i + 1));
-      } else {
-        // read as --input reads a file: BOM, CRLF, a stray CR and invalid UTF-8 alike
-        const std::string bytes{std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()};
-        text = data::split_text_lines(bytes, "<stdin>");
-        for (size_t i = 0; i < text.size(); ++i) where.push_back(fmt::format("<stdin>:{}", i + 1));
-      }
+    if (text.empty()) {  // --input FILE, else stdin, read alike (BOM, CRLF, a stray CR, invalid UTF-8)
+      const std::string name = input.empty() ? "<stdin>" : input;
+      text = input.empty() ? data::split_text_lines(std::string(std::istreambuf_iterator<char>(std::cin), {}), name)
+                           : data::read_lines(input);
+      for (size_t i = 0; i < text.size(); ++i) where.push_back(fmt::format("{}:{}", name, i + 1));
     }
     if (so.n_best > so.beam) so.beam = so.n_best;  // n best need at least n beams
     so.keep_attention = show_attention || !heatmap.empty() || !attention_out.empty();

@@ -461,6 +461,17 @@ static TrainResult run_training(TrainOptions& opt, std::optional<models::LoadedM
   auto window_start = std::chrono::steady_clock::now();
   bool stop = false;
   const char* stop_reason = "";
+  // Whether the run ends now (a signal, --max-steps as the caller says, --time-limit): sets
+  // stop, its reason and the signal. Checked after every step and after each epoch's validation.
+  auto check_stop = [&](bool out_of_steps) {
+    const bool out_of_time = opt.time_limit > 0 && elapsed() >= opt.time_limit;
+    if (!g_stop && !out_of_steps && !out_of_time) return false;
+    stop = true;
+    result.interrupted = g_stop != 0;
+    result.signal = static_cast<int>(g_stop);
+    stop_reason = g_stop ? "interrupted" : out_of_steps ? "reached --max-steps" : "reached --time-limit";
+    return true;
+  };
   for (; epoch < opt.epochs && !stop; ++epoch) {
     const std::vector<std::vector<int64_t>> plan = batcher.epoch_plan(epoch);
     for (; batch_in_epoch < static_cast<int64_t>(plan.size()); ++batch_in_epoch) {
@@ -508,13 +519,7 @@ static TrainResult run_training(TrainOptions& opt, std::optional<models::LoadedM
           window_start = std::chrono::steady_clock::now();
         }
       }
-      const bool out_of_steps = opt.max_steps > 0 && step >= opt.max_steps;
-      const bool out_of_time = opt.time_limit > 0 && elapsed() >= opt.time_limit;
-      if (g_stop || out_of_steps || out_of_time) {
-        stop = true;
-        result.interrupted = g_stop != 0;
-        result.signal = static_cast<int>(g_stop);
-        stop_reason = g_stop ? "interrupted" : out_of_steps ? "reached --max-steps" : "reached --time-limit";
+      if (check_stop(opt.max_steps > 0 && step >= opt.max_steps)) {
         ++batch_in_epoch;  // this batch is done: a resume starts with the next one
         // On the epoch's last batch the epoch is finished first (validation, best model, the
         // checkpoint of "start of the next epoch"), so a resume never skips its validation.
@@ -550,13 +555,7 @@ static TrainResult run_training(TrainOptions& opt, std::optional<models::LoadedM
     --epoch;
     // The time limit or a signal may have come during the validation: stop here, with the
     // checkpoint just saved (the next epoch's first step used to run past the limit).
-    if (!stop && (g_stop || (opt.time_limit > 0 && elapsed() >= opt.time_limit))) {
-      stop = true;
-      result.interrupted = g_stop != 0;
-      result.signal = static_cast<int>(g_stop);
-      stop_reason = g_stop ? "interrupted" : "reached --time-limit";
-    }
-    if (stop) {
+    if (stop || check_stop(false)) {
       rep.line(fmt::format("{} at step {} (end of epoch {}): saved {}", stop_reason, step, finished_epoch + 1,
                            result.checkpoint_dir));
       epoch = finished_epoch + 1;
