@@ -6,6 +6,7 @@
 #include <cmath>
 #include <thread>
 
+#include "core/autograd/node.h"
 #include "core/ops/fused.h"
 #include "tests/data_test_util.h"
 #include "tests/test_util.h"
@@ -554,6 +555,89 @@ TEST(Autograd, GradientsOfAnotherDtypeAreRefusedOrCastAsInPyTorch) {
   Tensor y = x * x;
   y.backward(ones({3}, {.dtype = DType::Float32}));  // the seed is cast, as PyTorch does
   EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{2.0, 4.0, 6.0}));
+}
+
+// exp(x * w) whose backward recomputes the forward with grad on and runs a backward of its own,
+// as activation checkpointing does; the nested pass adds into w.grad itself, like the outer one.
+struct RecomputedExpBackward final : Node {
+  Tensor x, w;  // x detached; w the shared leaf
+  std::string_view name() const override { return "RecomputedExpBackward"; }
+  TensorList apply(TensorList& grads) override {
+    Tensor xi = x.detach().requires_grad_();
+    {
+      EnableGradGuard on;
+      exp(xi * w).backward(grads[0]);
+    }
+    TensorList out(1);
+    out[0] = xi.grad();
+    return out;
+  }
+};
+Tensor recomputed_exp(const Tensor& x, const Tensor& w) {
+  Tensor out;
+  {
+    NoGradGuard g;
+    out = exp(x * w);
+  }
+  auto node = make_node<RecomputedExpBackward>({&x});
+  node->x = x.detach();
+  node->w = w;
+  set_history(out, node);
+  return out;
+}
+
+TEST(Autograd, ABackwardInsideANodesBackwardKeepsTheOuterPass) {
+  // The engine's lists were thread_local: the nested pass emptied the outer one's queue (x got
+  // no gradient at all), and it reset the shared weight's accumulator, which the outer pass had
+  // counted (w's outer gradient was lost). PyTorch: x.grad = w (1 + e^xw), w.grad = x (1 + e^xw).
+  Generator g(3);
+  const Tensor x0 = uniform({4}, -1.0, 1.0, g, {.dtype = DType::Float64});
+  const Tensor w0 = uniform({4}, -1.0, 1.0, g, {.dtype = DType::Float64});
+  for (int order = 0; order < 2; ++order) {  // the nested node queued before or after the product
+    Tensor x = x0.detach().requires_grad_(), w = w0.detach().requires_grad_();
+    const Tensor direct = x * w, recomputed = recomputed_exp(x, w);
+    sum(order ? direct + recomputed : recomputed + direct).backward();
+    Tensor xr = x0.detach().requires_grad_(), wr = w0.detach().requires_grad_();
+    sum(xr * wr + exp(xr * wr)).backward();
+    ASSERT_TRUE(x.grad().defined() && w.grad().defined()) << "order " << order;
+    EXPECT_TRUE(all_close(x.grad(), xr.grad(), 1e-14, 1e-14)) << "order " << order;
+    EXPECT_TRUE(all_close(w.grad(), wr.grad(), 1e-14, 1e-14)) << "order " << order;
+  }
+}
+
+TEST(Autograd, ALeafThatStopsRequiringGradAfterTheForwardGetsNoGradient) {
+  // as PyTorch: through the engine (mul), straight into .grad (linear's GEMM, embedding's rows)
+  Generator g(5);
+  const Tensor x = uniform({3, 2}, -1.0, 1.0, g, {.dtype = DType::Float64});
+  const Tensor ids = from_vector(std::vector<int64_t>{1, 0, 1}, Shape{3});
+  for (int path = 0; path < 3; ++path) {
+    for (bool keep : {true, false}) {
+      Tensor w = uniform({2, 2}, -1.0, 1.0, g, {.dtype = DType::Float64}).requires_grad_();
+      const Tensor l = path == 0 ? sum(w * 3.0) : path == 1 ? sum(linear(x, w)) : sum(embedding(w, ids));
+      if (!keep) w.requires_grad_(false);
+      l.backward();
+      EXPECT_EQ(w.grad().defined(), keep) << "path " << path;
+    }
+  }
+}
+
+TEST(Autograd, GradientsWrittenStraightIntoAGradBumpItsVersion) {
+  // a graph that saved the .grad must see it change: a GEMM with beta 1 (linear) and the rows
+  // added by an embedding left the version as it was, and the later backward used the new values
+  // (PyTorch: "modified by an inplace operation", as for the engine's own add_)
+  Generator g(7);
+  const Tensor x = uniform({3, 2}, -1.0, 1.0, g, {.dtype = DType::Float64});
+  const Tensor ids = from_vector(std::vector<int64_t>{1, 1}, Shape{2});
+  for (int path = 0; path < 3; ++path) {
+    Tensor w = uniform({2, 2}, -1.0, 1.0, g, {.dtype = DType::Float64}).requires_grad_();
+    auto forward = [&] { return path == 0 ? sum(w * x.narrow(0, 0, 2)) : path == 1 ? sum(linear(x, w)) : sum(embedding(w, ids)); };
+    forward().backward();
+    const Tensor grad = w.grad();
+    Tensor v = ones({2, 2}, {.dtype = DType::Float64}).requires_grad_();
+    Tensor uses_grad = sum(grad * v);  // saves the .grad for v's gradient
+    forward().backward();             // adds into that same .grad
+    expect_throw_with<AutogradError>([&] { uses_grad.backward(); }, {"in-place"});
+  }
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // waits for, then runs them in dependency order (Kahn's algorithm), summing gradients that
 // arrive at one output from several uses. Saved tensors are freed as each node finishes unless
 // retain_graph is set.
+#include <algorithm>
 #include <chrono>
 #include <mutex>
 #include <vector>
@@ -15,6 +16,12 @@ namespace attn {
 
 namespace {
 uint64_t g_epoch = 0;  // marks the nodes of the backward in progress
+// The epochs of the backwards in progress, outermost first: more than one where a node's
+// backward runs a backward of its own (as checkpointing does). Guarded by run_backward's lock.
+std::vector<uint64_t> g_running;
+// Guards the creation of a leaf's accumulator: ops on a shared leaf (a model's weights) in two
+// threads' forwards both looked for it, outside the backward's lock (a data race, ThreadSanitizer).
+std::mutex g_accumulator_mutex;
 }
 
 Tensor SavedTensor::unpack(std::string_view node) const {
@@ -38,6 +45,7 @@ Edge gradient_edge(const Tensor& t) {
   AutogradMeta& meta = *t.impl()->autograd;
   if (meta.grad_fn) return {meta.grad_fn, meta.output_nr};
   if (!meta.requires_grad) return {};
+  std::lock_guard<std::mutex> lock(g_accumulator_mutex);
   std::shared_ptr<Node> acc = meta.grad_accumulator.lock();
   if (!acc) {
     acc = std::make_shared<AccumulateGrad>(t.impl_ptr());
@@ -79,8 +87,9 @@ Node::~Node() {
 
 TensorList AccumulateGrad::apply(TensorList& grads) {
   Tensor& g = grads[0];
-  if (!g.defined()) return {};
   AutogradMeta& meta = leaf_->meta();
+  // requires_grad_(false) after the forward: no gradient (PyTorch's AccumulateGrad drops it too)
+  if (!g.defined() || !meta.requires_grad) return {};
   ATTN_ASSERT(g.shape() == leaf_->shape, "gradient of shape {} for a leaf of shape {}", g.shape(),
               leaf_->shape);
   if (g.dtype() != leaf_->dtype) g = g.to(leaf_->dtype);
@@ -116,20 +125,44 @@ bool AccumulateGrad::index_add(const Tensor& index, const Tensor& rows) {
   });
 }
 
+// A node's bookkeeping as an outer backward left it, while a nested backward uses the node.
+struct StashedState {
+  Node* node;
+  uint64_t epoch;
+  int32_t pending;
+  TensorList buffer;
+};
+
 void run_backward(const TensorList& roots, const TensorList& grads, bool retain_graph) {
   // One backward at a time: nodes keep their pass's bookkeeping (epoch, pending, buffer) and
   // leaves their .grad, which two threads' backwards through a shared leaf (a model's weights)
-  // corrupted. Recursive, so that a backward started inside a node's backward does not deadlock.
+  // corrupted. Recursive: a node's backward may run a backward of its own (checkpointing).
   static std::recursive_mutex one_at_a_time;
   std::lock_guard<std::recursive_mutex> lock(one_at_a_time);
   NoGradGuard no_grad;
   const uint64_t epoch = ++g_epoch;
-  thread_local std::vector<Node*> stack, ready;
-  stack.clear();
-  ready.clear();
+  // This pass's own lists (they were thread_local and shared: a nested backward emptied the
+  // outer one's queue, whose remaining nodes then never ran). A node that an outer pass still
+  // running has visited (a shared weight's accumulator) gets its state back when this one ends.
+  std::vector<Node*> stack, ready;
+  std::vector<StashedState> stashed;
+  g_running.push_back(epoch);
+  struct Restore {
+    std::vector<StashedState>& stashed;
+    ~Restore() {
+      for (auto it = stashed.rbegin(); it != stashed.rend(); ++it) {
+        it->node->epoch = it->epoch;
+        it->node->pending = it->pending;
+        it->node->buffer = std::move(it->buffer);
+      }
+      g_running.pop_back();
+    }
+  } restore{stashed};
 
   auto visit = [&](Node* n) {
     if (n->epoch == epoch) return;
+    if (g_running.size() > 1 && std::find(g_running.begin(), g_running.end() - 1, n->epoch) != g_running.end() - 1)
+      stashed.push_back({n, n->epoch, n->pending, std::move(n->buffer)});
     n->epoch = epoch;
     n->pending = 0;
     n->buffer.clear();

@@ -24,4 +24,17 @@ class NoGradGuard {
   bool prev_;
 };
 
+// RAII scope with grad mode on (torch.enable_grad()): a node's backward, which runs in no-grad
+// mode, that recomputes its forward to run a backward of its own (as checkpointing does).
+class EnableGradGuard {
+ public:
+  EnableGradGuard() : prev_(GradMode::is_enabled()) { GradMode::set_enabled(true); }
+  ~EnableGradGuard() { GradMode::set_enabled(prev_); }
+  EnableGradGuard(const EnableGradGuard&) = delete;
+  EnableGradGuard& operator=(const EnableGradGuard&) = delete;
+
+ private:
+  bool prev_;
+};
+
 }  // namespace attn

@@ -79,13 +79,18 @@ class AccumulateGrad final : public Node {
   // is true; otherwise `grad` is a new tensor, to be set whole, which then becomes the .grad
   // (the leaf had none). false, with nothing done, where the .grad is not a plain contiguous
   // tensor of the leaf's shape, dtype and device (or dtype / device differ from the leaf's).
+  // A leaf set to requires_grad_(false) since the forward gets nothing (true, nothing written),
+  // as in apply(). Adding into the .grad bumps its version, as add_ does, so that a graph that
+  // saved the .grad sees the change.
   template <typename Write>
   bool write_grad(DType dtype, Device device, Write&& write) {
+    if (!leaf_->meta().requires_grad) return true;
     bool fresh = false;
     Tensor target = grad_target(dtype, device, fresh);
     if (!target.defined()) return false;
     write(target, !fresh);
     if (fresh) leaf_->meta().grad = std::move(target);
+    else target.storage()->bump_version();
     return true;
   }
   // grad[index[i]] += rows[i] straight into the leaf's .grad (zeros first if it has none), for
