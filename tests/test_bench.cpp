@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -92,6 +93,25 @@ TEST(BenchHarness, TheUntimedHookRunsBeforeEveryCall) {
   EXPECT_EQ(calls, 2 * 21);
   EXPECT_EQ(hooks, calls);
   EXPECT_TRUE(hook_before_call);
+}
+
+TEST(BenchHarness, TimedCallsAddUpToTheMinimumTime) {
+  // a variant whose warm-up calls are slow (a first-call effect, or the machine's slow phase):
+  // the round count estimated from the warm-up's mean gave a few rounds, 1 ms of timed work for
+  // 50 ms asked
+  int calls = 0;
+  auto busy = [](double seconds) {
+    const double t0 = now_s();
+    while (now_s() - t0 < seconds) {
+    }
+  };
+  const std::vector<Timing> t =
+      time_interleaved({{"a", [&] { busy(calls++ < 2 ? 0.01 : 0.0002); }}}, /*warmup=*/2, /*reps=*/3, host_clock(), /*min_seconds=*/0.05);
+  double timed = 0;
+  for (double x : t[0].samples) timed += x;
+  EXPECT_GE(timed, 0.05);
+  EXPECT_GE(t[0].runs, 3);
+  EXPECT_LE(t[0].runs, 251);  // and not far past it: each call takes at least 0.2 ms
 }
 
 TEST(BenchHarness, EveryRoundRunsEachVariantOnceInARandomOrder) {
@@ -236,7 +256,13 @@ TEST(Cli, BenchKernelsTakesUnpaddedShapesAndRefusesABadPaddingFlag) {
   for (const auto& [args, mention] : std::vector<std::pair<std::string, std::string>>{
            {" --shape B=2,S=3,H=1e3", "'1e3' is not a whole number"},
            {" --shape B=2x,S=3,H=4", "'2x' is not a whole number"},
-           {" --shape B=4294967296,S=4294967296,H=4", "too large"}}) {
+           {" --shape B=4294967296,S=4294967296,H=4", "too large"},
+           // a blank before the number, a trailing comma and a key given twice were accepted; a
+           // number out of range was "not a whole number"
+           {" --shape 'B= 2,S=3,H=4'", "' 2' is not a whole number"},
+           {" --shape B=2,S=3,H=4,", "expected T1, T2, L or"},
+           {" --shape B=2,S=3,H=4,B=5", "B is given twice"},
+           {" --shape B=2,S=99999999999999999999,H=4", "99999999999999999999 is out of range"}}) {
     const std::string text = run_capture(base + args + " 2>&1", &status);
     EXPECT_NE(status, 0) << args;
     EXPECT_NE(text.find(mention), std::string::npos) << args << ": " << text;

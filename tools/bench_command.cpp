@@ -1,4 +1,6 @@
 // `attn bench ...`: the benchmark suites, as a table or as JSON.
+#include <cstdio>
+
 #include <fmt/core.h>
 #include <omp.h>
 
@@ -32,6 +34,7 @@ void emit(const bench::Report& rep, bool json) {
   else
     rep.print_table();
   if (rep.check_failed) {
+    std::fflush(stdout);  // the report first, where both streams go to one log
     fmt::print(stderr, "error: a variant gave a wrong result before timing (see the notes)\n");
     throw ExitCode{1};
   }
@@ -51,7 +54,7 @@ void add_bench_command(CLI::App& app) {
   core->add_flag("--json", json, "Print JSON instead of a table");
   core->add_option("--reps", core_opt.reps, "Timed runs per variant, at least (fast ones get more)")->check(positive());
   core->add_option("--min-time", core_opt.min_time, "Seconds of timed runs per comparison, about")->check(finite_non_negative())->capture_default_str();
-  core->add_option("--warmup", core_opt.warmup, "Untimed runs per variant first")->check(CLI::NonNegativeNumber);
+  core->add_option("--warmup", core_opt.warmup, "Untimed runs per variant first")->check(CLI::Range(0, 1000000));
   core->callback([] {
     bench::Report rep;
     rep.device = describe(kCPU);
@@ -72,7 +75,7 @@ void add_bench_command(CLI::App& app) {
       ->capture_default_str();
   kern->add_option("--reps", kernel_opt.reps, "Timed runs per variant, at least (fast ones get more)")->check(positive());
   kern->add_option("--min-time", kernel_opt.min_time, "Seconds of timed runs per comparison, about")->check(finite_non_negative())->capture_default_str();
-  kern->add_option("--warmup", kernel_opt.warmup, "Untimed runs per variant first")->check(CLI::NonNegativeNumber);
+  kern->add_option("--warmup", kernel_opt.warmup, "Untimed runs per variant first")->check(CLI::Range(0, 1000000));
   kern->callback([] {
     kernel_opt.device = resolve_device(device);
     kernel_opt.shapes = bench::parse_kernel_shapes(shapes, kernel_opt.device);
@@ -88,7 +91,7 @@ void add_bench_command(CLI::App& app) {
   backend->add_option("--megabytes", backend_opt.megabytes, "Size of each tensor")->check(positive())->capture_default_str();
   backend->add_option("--reps", backend_opt.reps, "Timed runs per variant, at least (fast ones get more)")->check(positive());
   backend->add_option("--min-time", backend_opt.min_time, "Seconds of timed runs per comparison, about")->check(finite_non_negative())->capture_default_str();
-  backend->add_option("--warmup", backend_opt.warmup, "Untimed runs per variant first")->check(CLI::NonNegativeNumber);
+  backend->add_option("--warmup", backend_opt.warmup, "Untimed runs per variant first")->check(CLI::Range(0, 1000000));
   backend->callback([] {
     backend_opt.device = resolve_device(device);
     bench::Report rep;

@@ -17,8 +17,10 @@
 // with max(bytes / copy bandwidth, flops / GEMM rate), both measured by this tool in the same
 // run. These are the very ops the engine ships.
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <map>
+#include <set>
 
 #include "core/autograd/node.h"
 #include "core/ops/composed.h"
@@ -140,11 +142,11 @@ std::vector<Kernel> kernels_for(Device device) {
       const double N = real_positions(s);
       // Forward: x in, output out, W_ih and W_hh (4H x H each) and two biases read, h0 / c0 in and
       // h_n / c_n out. Backward: x, d(output) in and dx out; both weights read (dx, dh) and their
-      // gradients written; bias gradients; dh_n / dc_n in, dh0 / dc0 out; the 4H gates of each
-      // real position saved by the forward (written, then read).
+      // gradients written; the two bias gradients (4H each) written; dh_n / dc_n in, dh0 / dc0
+      // out; the 4H gates of each real position saved by the forward (written, then read).
       Cost c{f4 * (B * S * H * 2 + 8 * H * H + 8 * H + 4 * B * H), 2.0 * N * H * 4 * H * 2 + 20.0 * N * H};
       if (backward) {
-        c.bytes += f4 * (B * S * H * 3 + 16 * H * H + 16 * H + 4 * B * H + N * 4 * H * 2);
+        c.bytes += f4 * (B * S * H * 3 + 16 * H * H + 8 * H + 4 * B * H + N * 4 * H * 2);
         c.flops *= 3.0;
       }
       return c;
@@ -190,9 +192,16 @@ Ceilings measure_ceilings(Device d, const Clock& clock, int reps, double min_tim
   const int64_t m = d.is_cuda() ? 4096 : 1024;
   Tensor x = uniform({1, m, m}, -1.0, 1.0, g, {.device = d}), y = uniform({1, m, m}, -1.0, 1.0, g, {.device = d});
   Tensor z = empty({1, m, m}, {.device = d});
-  std::vector<Timing> t = time_interleaved({{"copy", [&] { be.copy(b, a); }}, {"gemm", [&] { be.bmm(z, x, y, false); }}}, 2, reps, clock, min_time,
-                                            20000, flush);
-  return {2.0 * 4 * static_cast<double>(n) / t[0].median_s, 2.0 * std::pow(static_cast<double>(m), 3) / t[1].median_s};
+  Variants variants{{"gemm", [&] { be.bmm(z, x, y, false); }}, {"copy", [&] { be.copy(b, a); }}};
+  // On a CPU the bandwidth is the faster of memcpy (non-temporal stores for blocks this large,
+  // slower here than plain ones) and a copy by plain stores (x * 1 through the elementwise
+  // path), as `attn bench backend` takes it: memcpy alone read 0.6-0.8x of the other and
+  // inflated pct_roofline by as much.
+  if (d.is_cpu()) variants.emplace_back("copy_by_stores", [&] { be.unary(kernels::UnaryOp::MulScalar, b, a, 1.0); });
+  std::vector<Timing> t = time_interleaved(variants, 2, reps, clock, min_time, 20000, flush);
+  double copy_s = t[1].median_s;
+  if (t.size() > 2) copy_s = std::min(copy_s, t[2].median_s);
+  return {2.0 * 4 * static_cast<double>(n) / copy_s, 2.0 * std::pow(static_cast<double>(m), 3) / t[0].median_s};
 }
 
 }  // namespace
@@ -210,23 +219,22 @@ std::vector<KernelShape> parse_kernel_shapes(const std::vector<std::string>& spe
       out.push_back({"L", 128, 50, 1024, 32000});
     } else {  // B=..,S=..,H=..,V=..
       KernelShape s{spec, 0, 0, 0, 10000, true};
+      std::set<std::string> seen;
       size_t pos = 0;
-      while (pos < spec.size()) {
+      while (true) {
         const size_t comma = spec.find(',', pos);
         const std::string item = spec.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
         const size_t eq = item.find('=');
         ATTN_CHECK(eq != std::string::npos, ValueError, "--shape {}: expected T1, T2, L or B=..,S=..,H=..[,V=..][,P=0|1]", spec);
         const std::string key = item.substr(0, eq);
-        int64_t value = 0;
+        ATTN_CHECK(seen.insert(key).second, ValueError, "--shape {}: {} is given twice", spec, key);
+        // the whole text, digits only (stoll read "1e3" as 1, "2x" as 2 and " 2" as 2)
         const std::string text = item.substr(eq + 1);
-        size_t used = 0;
-        try {
-          value = std::stoll(text, &used);
-        } catch (const std::exception&) {
-          used = 0;
-        }
-        // the whole text: stoll read "1e3" as 1 and "2x" as 2
-        ATTN_CHECK(used > 0 && used == text.size(), ValueError, "--shape {}: '{}' is not a whole number", spec, text);
+        int64_t value = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+        ATTN_CHECK(ec != std::errc::result_out_of_range, ValueError, "--shape {}: {} is out of range", spec, text);
+        ATTN_CHECK(ec == std::errc() && end == text.data() + text.size() && !text.empty(), ValueError,
+                   "--shape {}: '{}' is not a whole number", spec, text);
         if (key == "P") {
           ATTN_CHECK(value == 0 || value == 1, ValueError, "--shape {}: P is 0 (no padding) or 1 (padded batch)", spec);
           s.padded = value == 1;
@@ -239,7 +247,7 @@ std::vector<KernelShape> parse_kernel_shapes(const std::vector<std::string>& spe
           else throw ValueError(fmt::format("--shape {}: unknown key '{}' (B, S, H, V, P)", spec, key));
         }
         if (comma == std::string::npos) break;
-        pos = comma + 1;
+        pos = comma + 1;  // (a trailing comma leaves an empty item: "expected ...")
       }
       ATTN_CHECK(s.B > 0 && s.S > 0 && s.H > 0, ValueError, "--shape {}: B, S and H are required", spec);
       int64_t elements = 0;  // the largest tensors, (B, S, H) and (B*S, V), must have a size
@@ -269,6 +277,8 @@ void run_kernels(Report& rep, const KernelOptions& opt) {
   // from the L2 between steps.
   const double flush_bytes = l2_flush_bytes(dev);
   const std::function<void()> flush_l2 = make_l2_flush(dev);
+  // the CPU twin of a GPU run is timed on the host, with the host's L2 flushed
+  const std::function<void()> flush_host_l2 = dev.is_cpu() ? flush_l2 : make_l2_flush(kCPU);
   const Ceilings ceil = measure_ceilings(dev, clock, opt.reps, opt.min_time, flush_l2);
   rep.notes.push_back(fmt::format("ceilings measured in this run: copy {:.1f} GB/s, GEMM {:.1f} GFLOP/s", ceil.bandwidth * 1e-9,
                                   ceil.gemm_rate * 1e-9));
@@ -290,8 +300,10 @@ void run_kernels(Report& rep, const KernelOptions& opt) {
       // wrong fused kernel would otherwise pass and get the right composed one blamed.
       const Fn& fused = k.variants[0].second;
       const Fn& composed_fn = std::find_if(k.variants.begin(), k.variants.end(), [](const auto& v) { return v.first == "composed"; })->second;
-      // (Not for inputs over 256 MB, softmax + NLL at L: the composed op in float64 on the host
-      // would take most of a GPU check's time; the twin is the same code at every shape.)
+      // (Not in float64 for inputs over 256 MB, softmax + NLL at L: the composed op in float64 on
+      // the host would take most of a GPU check's time; the twin is the same code at every shape.
+      // A CPU run then checks it against the composed op in float32, which it times anyway: the
+      // fused op was timed unchecked there.)
       double input_bytes = 0;
       for (const Tensor& t : cpu_in) input_bytes += static_cast<double>(t.numel() * dtype_size(t.dtype()));
       const bool check_twin = input_bytes <= 256.0 * (1 << 20);
@@ -301,16 +313,21 @@ void run_kernels(Report& rep, const KernelOptions& opt) {
         for (const Tensor& r : R) R64.push_back(r.to(DType::Float64));
         const std::vector<Tensor> oracle = outputs_and_grads(composed_fn, as_double(cpu_in), R64);
         twin_err = check_variant(fused, cpu_in, R, oracle);
+      } else if (dev.is_cpu()) {
+        twin_err = check_variant(fused, cpu_in, R, outputs_and_grads(composed_fn, cpu_in, R));
+        rep.notes.push_back(fmt::format("{} {}: the fused op is checked against the composed op in float32 at this size "
+                                        "({:.0f} MB of inputs), not float64",
+                                        k.name, shape.name, input_bytes * 1e-6));
       } else {
         rep.notes.push_back(fmt::format("{} {}: the CPU twin is not checked against float64 at this size ({:.0f} MB of "
                                         "inputs); the other variants are checked against it",
                                         k.name, shape.name, input_bytes * 1e-6));
       }
       const std::vector<Tensor> twin = outputs_and_grads(fused, cpu_in, R);
-      if (check_twin && !(twin_err <= 1e-4)) {
+      if (twin_err != -1 && !(twin_err <= 1e-4)) {
         rep.notes.push_back(fmt::format("{} {}: CHECK FAILED: the fused op on the CPU (the twin) differs from the composed op "
-                                        "in float64 by {:.3g} (relative); nothing timed",
-                                        k.name, shape.name, twin_err));
+                                        "in {} by {:.3g} (relative); nothing timed",
+                                        k.name, shape.name, check_twin ? "float64" : "float32", twin_err));
         rep.check_failed = true;
         continue;
       }
@@ -377,7 +394,8 @@ void run_kernels(Report& rep, const KernelOptions& opt) {
         for (const Prepared& p : prepared) (p.on_cpu ? host_side : device_side).emplace_back(p.name, p.body);
         std::vector<Timing> timings = time_interleaved(device_side, opt.warmup, opt.reps, clock, opt.min_time, 20000, flush_l2);
         if (!host_side.empty()) {
-          std::vector<Timing> h = time_interleaved(host_side, 1, std::max(3, opt.reps / 4), host_clock(), opt.min_time);
+          std::vector<Timing> h =
+              time_interleaved(host_side, 1, std::max(3, opt.reps / 4), host_clock(), opt.min_time, 20000, flush_host_l2);
           timings.insert(timings.end(), h.begin(), h.end());
         }
         const Timing* composed = nullptr;
@@ -400,11 +418,12 @@ void run_kernels(Report& rep, const KernelOptions& opt) {
   rep.notes.push_back("x_vs_composed is the median over rounds of composed time / this variant's time in the same round "
                       "(every round runs each variant once, in a random order)");
   rep.notes.push_back(fmt::format(
-      "the L2 is flushed before every timed call ({:.0f} MiB copied, twice the L2, untimed) and input_sets sets "
-      "alternate; pct_roofline counts each byte once at the copy bandwidth of a 64 MiB copy, so it exceeds 100 where "
-      "the working set stays in a larger cache (the CPU's L3); check_err: relative error against the CPU twin (the "
-      "twin's own: against the composed op in float64), outputs with and without autograd and every gradient",
-      flush_bytes / (1 << 20)));
+      "the L2 is flushed before every timed call (untimed: a copy of {:.0f} MiB, the L2 of the running threads, read "
+      "and written) and {} input sets alternate; pct_roofline counts each byte once at the bandwidth of a 64 MiB copy{}, "
+      "so it exceeds 100 where the working set stays in a larger cache (the CPU's L3); check_err: relative error "
+      "against the CPU twin (the twin's own: against the composed op in float64), outputs with and without autograd "
+      "and every gradient",
+      flush_bytes / 2 / (1 << 20), opt.input_sets, dev.is_cpu() ? " (the faster of memcpy and a copy by plain stores)" : ""));
   rep.notes.push_back("shapes: T1 = (B 1, S 10, H 256, V 10k), T2 = (B 32, S 20, H 256, V 10k), L = (B 128, S 50, H 1024, V 32k); "
                       "attention is one decoder step, softmax_nll has B*S rows");
 }

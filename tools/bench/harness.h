@@ -79,8 +79,8 @@ using Variants = std::vector<std::pair<std::string, std::function<void()>>>;
 // heavy one (the composed ops) ran up to 2.5x slower in the machine's slow phase, so a fixed
 // order charged that to whichever variant came next, and so did a rotated one (A B C, B C A,
 // C A B: A follows C in two rounds of three). There are at least `reps` timed rounds, and more
-// for fast variants: as many as fit in about `min_seconds` (at most `max_reps`), so that a
-// microsecond kernel gets thousands of samples and not twenty. Warm-up likewise runs at least
+// for fast variants: until the timed calls add up to `min_seconds` (at most `max_reps` rounds),
+// so that a microsecond kernel gets thousands of samples and not twenty. Warm-up likewise runs at least
 // `warmup` rounds and at least a tenth of that time (caches, allocator pools, sleeping threads).
 // `before_each`, when given, runs before every call, untimed (the kernel profiler flushes the L2
 // there).
@@ -109,11 +109,11 @@ inline std::vector<Timing> time_interleaved(const Variants& variants, int warmup
     warm_time += round(nullptr);
     ++warm_rounds;
   }
-  const double per_round = warm_rounds > 0 ? warm_time / warm_rounds : 0.0;
-  int rounds = reps;
-  if (per_round > 0) rounds = std::max(reps, static_cast<int>(std::min<double>(max_reps, min_seconds / per_round)));
+  // Rounds until the timed calls add up to min_seconds (a count estimated from the warm-up's
+  // mean fell short when outliers inflated that mean: 57 ms of timed work for 0.25 s asked).
   std::vector<std::vector<double>> samples(variants.size());
-  for (int r = 0; r < rounds; ++r) round(&samples);
+  double timed = 0;
+  for (int r = 0; r < reps || (timed < min_seconds && r < max_reps); ++r) timed += round(&samples);
   std::vector<Timing> out;
   for (size_t i = 0; i < variants.size(); ++i) out.push_back(summarize(variants[i].first, samples[i]));
   return out;
