@@ -148,13 +148,15 @@ std::shared_ptr<const StepRows> step_rows_for(const Tensor& lengths, int64_t B, 
 // A weight packed for the small-batch kernel (CPU; other backends prepare nothing), reused
 // while the weight is unchanged: within one call (the recurrent weight at every step) and
 // across calls, as a decoder runs the layer one step per call with the same weights, forward
-// and backward, T times per batch. Packed at once when `worth_it` (many rows or steps in this
-// call), else on the second call that asks for the same unchanged weight. The optimizer's
-// update bumps the weight's version and so retires its packed copy.
-std::shared_ptr<const kernels::PreparedMatrix> prepared_weight(kernels::Backend& be, const Tensor& w, bool worth_it) {
+// and backward, T times per batch. The optimizer's update bumps the weight's version and so
+// retires its packed copy. Which kernel a product runs on depends on the call's shape only,
+// never on what ran before: the packed kernel and OpenBLAS round differently (on an AVX2
+// machine), and packing on a weight's second sighting made a decode differ from the same
+// decode run again, and a resumed training run from one that had validated in between.
+std::shared_ptr<const kernels::PreparedMatrix> prepared_weight(kernels::Backend& be, const Tensor& w) {
   struct Entry {
     TensorIdentity id;
-    std::shared_ptr<const kernels::PreparedMatrix> prepared;  // null: seen once, not packed
+    std::shared_ptr<const kernels::PreparedMatrix> prepared;
     uint64_t last_use = 0;
   };
   // A decoder layer's four views (W_ih, W_hh, and their transposes) and an encoder's: a few
@@ -175,13 +177,8 @@ std::shared_ptr<const kernels::PreparedMatrix> prepared_weight(kernels::Backend&
     if (slot == nullptr) slot = &*std::min_element(cache.begin(), cache.end(), [](const Entry& a, const Entry& b) {
       return a.last_use < b.last_use;
     });
-    *slot = {TensorIdentity(w), nullptr, 0};
-    if (!worth_it) {
-      slot->last_use = ++clock;
-      return nullptr;  // first sighting: OpenBLAS this time
-    }
+    *slot = {TensorIdentity(w), be.prepare_rhs(w), 0};
   }
-  if (!slot->prepared) slot->prepared = be.prepare_rhs(w);
   slot->last_use = ++clock;
   return slot->prepared;
 }
@@ -211,7 +208,7 @@ struct LstmLayerBackward final : Node {
       dy = r.packed ? r.pack(be, dout, r.gather, N) : dout;
     }
     Tensor dG = empty(Shape{N, 4 * H}, opt);
-    const auto whh_prepared = prepared_weight(be, whh, S >= 4);
+    const auto whh_prepared = prepared_weight(be, whh);
     for (int64_t step = 0; step < S; ++step) {
       const int64_t t = reverse ? step : S - 1 - step;  // the forward's order, backwards
       const int64_t R = r.rows(t);
@@ -225,7 +222,7 @@ struct LstmLayerBackward final : Node {
       // dx = dG W_ih. With many rows W_ih is packed for the small-batch kernel, which ran this
       // (N, 4H) x (4H, I) product 1.15-1.5x faster than OpenBLAS at T2 (N 500, 4H 1024, I 256).
       Tensor dx = r.padded_buffer(I, opt);
-      const auto wih_prepared = prepared_weight(be, wih, N >= 256);
+      const auto wih_prepared = prepared_weight(be, wih);
       be.matmul_prepared(first_rows(dx, N), dG, wih, wih_prepared.get(), false);
       out[0] = alias(r.unpack(be, dx), Shape{B, S, I}, contiguous_strides(Shape{B, S, I}), 0);
     }
@@ -305,8 +302,10 @@ LstmLayerOutput lstm_layer(const Tensor& x_in, const Tensor& lengths, const Tens
   Tensor xproj = empty(Shape{N, 4 * H}, opt);
   be.binary(kernels::BinaryOp::Add, as3(xproj), b_ih, b_hh);
   const Tensor wih_t = transposed(w_ih);
-  // packed only for a decoder's repeated small calls: on T2's 500 rows OpenBLAS is as fast
-  be.matmul_prepared(xproj, x_rows, wih_t, prepared_weight(be, wih_t, false).get(), true);
+  // packed for a decoder's small calls (one per step, the packing reused): on T2's 500 rows
+  // OpenBLAS is as fast without the packing
+  const auto wih_prepared = N < 256 ? prepared_weight(be, wih_t) : nullptr;
+  be.matmul_prepared(xproj, x_rows, wih_t, wih_prepared.get(), true);
   // The running state, updated in place by the cell kernel (copies without history), in the
   // order of the step rows.
   Tensor h = r.sorted(be, h0), c = r.sorted(be, c0);
@@ -317,7 +316,7 @@ LstmLayerOutput lstm_layer(const Tensor& x_in, const Tensor& lengths, const Tens
   Tensor hprev = empty(Shape{saved_rows, H}, opt), cprev = empty(Shape{saved_rows, H}, opt);
   Tensor gates = empty(Shape{B, 4 * H}, opt);
   const Tensor whh_t = transposed(w_hh);
-  const auto whh_prepared = prepared_weight(be, whh_t, S >= 4);
+  const auto whh_prepared = prepared_weight(be, whh_t);
   for (int64_t step = 0; step < S; ++step) {
     const int64_t t = reverse ? S - 1 - step : step;
     const int64_t R = r.rows(t);
