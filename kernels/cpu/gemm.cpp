@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/packed_gemm.h"
@@ -25,6 +26,15 @@ bool blas_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs, BlasMatrix&
   m.trans = l.trans ? CblasTrans : CblasNoTrans;
   m.ld = l.ld;
   return true;
+}
+
+// CBLAS takes int sizes: a size or leading dimension past INT_MAX would wrap silently. (Checked
+// before the parallel regions, where an exception cannot leave.)
+inline void check_blas_ints(int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc) {
+  for (const int64_t v : {M, N, K, lda, ldb, ldc})
+    ATTN_CHECK(v <= std::numeric_limits<int>::max(), ShapeError,
+               "matmul: a GEMM of ({} x {}) by ({} x {}) (leading dimensions {}, {}, {}) exceeds BLAS's int sizes", M, K, K,
+               N, lda, ldb, ldc);
 }
 
 inline void gemm_call(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K,
@@ -66,6 +76,7 @@ void CpuBackend::bmm(const Tensor& out, const Tensor& a_in, const Tensor& b_in, 
     if (!accumulate) fill(out, 0.0);
     return;
   }
+  check_blas_ints(M, N, K, ma.ld, mb.ld, mc.ld);
   dispatch_float(out.dtype(), "bmm", [&](auto tag) {
     using T = decltype(tag);
     const T* ap = a.data<T>();

@@ -622,6 +622,9 @@ void CudaBackend::softmax_nll_forward(const Tensor& logits, const Tensor& target
     throw IndexError(fmt::format("softmax_nll: target {} at position {} is out of range for {} classes", bad->second,
                                  bad->first, logits.size(1)));
   }
+  // one block per row (kMaxGridX)
+  ATTN_CHECK(logits.size(0) <= kMaxGridX, ShapeError, "softmax_nll: logits of shape {} have more rows than the CUDA kernel takes ({})",
+             logits.shape(), kMaxGridX);
   SoftmaxNllArgs a;
   a.N = logits.size(0);
   a.V = logits.size(1);
@@ -638,6 +641,9 @@ void CudaBackend::softmax_nll_forward(const Tensor& logits, const Tensor& target
 void CudaBackend::softmax_nll_backward(const Tensor& logits, const Tensor& target, int64_t ignore_index,
                                        double smoothing, const Tensor& lse, const Tensor& grad_losses,
                                        const Tensor& grad_logits) {
+  // one block per row (kMaxGridX)
+  ATTN_CHECK(logits.size(0) <= kMaxGridX, ShapeError, "softmax_nll: logits of shape {} have more rows than the CUDA kernel takes ({})",
+             logits.shape(), kMaxGridX);
   SoftmaxNllArgs a;
   a.N = logits.size(0);
   a.V = logits.size(1);

@@ -9,6 +9,7 @@
 // unpacked layout with per-sequence lengths, which gives the same semantics as the fused layer:
 // padded outputs are zero and each sequence's final state is taken at its own length.
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -237,6 +238,14 @@ kernels::CudnnLstmOutput CudaBackend::cudnn_lstm(const Tensor& x_in, const Tenso
   for (size_t b = 0; b < lv.size(); ++b) {
     ATTN_CHECK(lv[b] >= 1 && lv[b] <= S, ValueError, "cudnn_lstm: lengths[{}] = {} is outside [1, {}]", b, lv[b], S);
   }
+  // cuDNN takes its sizes as int (the states' stride is B * H) and no empty batch: a clear error
+  // here rather than a wrapped size or CUDNN_STATUS_BAD_PARAM
+  ATTN_CHECK(B > 0, ShapeError, "cudnn_lstm: an empty batch (input of shape {}); the fused implementation takes one",
+             x_in.shape());
+  for (const int64_t size : {S, I, num_layers * D, 4 * H, B * D * H})
+    ATTN_CHECK(size <= std::numeric_limits<int32_t>::max(), ShapeError,
+               "cudnn_lstm: input of shape {} with hidden size {} and {} layers exceeds cuDNN's int sizes", x_in.shape(), H,
+               num_layers);
   const Tensor x = x_in.contiguous(), hx = hx_in.contiguous(), cx = cx_in.contiguous();
   std::shared_ptr<Rnn> r = make_rnn(x, lv, H, num_layers, bidirectional, dropout, dropout_seed);
   const cudaStream_t s = stream();

@@ -194,4 +194,9 @@ cudaError_t launch_sum_squares(DType dtype, const void* x, int64_t n, double* to
 // Grid size for a grid-stride loop of n items with `threads` per block.
 int grid_for(int64_t n, int threads);
 
+// The most blocks a grid's x dimension takes (y and z: 65535). Kernels with one block per row
+// check it on the host: a count past it failed to launch, and one past 2^32 wrapped to a
+// smaller grid that silently left rows unwritten.
+inline constexpr int64_t kMaxGridX = 2147483647;
+
 }  // namespace attn::cuda

@@ -97,7 +97,8 @@ __global__ void sum_partials(SumArgs a) {
 template <typename T>
 cudaError_t sum_typed(const SumArgs& a, cudaStream_t stream) {
   if (a.n_out == 0) return cudaSuccess;
-  const bool per_thread = a.inner_kept_contiguous || a.n_red < 64;
+  // (one block per output only while the outputs fit the grid: an expanded input can have 2^32)
+  const bool per_thread = a.inner_kept_contiguous || a.n_red < 64 || a.n_out > kMaxGridX;
   if (per_thread) {
     dim3 grid(static_cast<unsigned>((a.n_out + kThreads - 1) / kThreads), static_cast<unsigned>(a.chunks));
     sum_thread_per_output<T><<<grid, kThreads, 0, stream>>>(a);
@@ -273,7 +274,9 @@ __global__ void softmax_backward_rows(RowArgs a, bool block, bool log) {
 template <typename Kernel, typename... Extra>
 cudaError_t launch_rows(Kernel kernel, const RowArgs& a, cudaStream_t stream, Extra... extra) {
   if (a.rows == 0 || a.len == 0) return cudaSuccess;
-  const bool block = a.len > 1024;
+  // a block per row for long rows while the rows fit the grid (an expanded input can have 2^32);
+  // the warp per row handles any length, more slowly
+  const bool block = a.len > 1024 && a.rows <= kMaxGridX;
   if (block) {
     kernel<<<static_cast<unsigned>(a.rows), kThreads, 0, stream>>>(a, true, extra...);
   } else {
