@@ -335,7 +335,7 @@ void CpuBackend::attention_forward(const Tensor& query, const Tensor& keys, cons
         for (int64_t s = 0; s < n; ++s) mx = std::max(mx, w[s]);
         acc_t<Tt> total = 0;
         for (int64_t s = 0; s < n; ++s) {
-          w[s] = exp_t(w[s] - mx);
+          w[s] = exp_nonpositive_t(w[s] - mx);
           total += w[s];
         }
         const Tt inv = static_cast<Tt>(1.0 / static_cast<double>(total));

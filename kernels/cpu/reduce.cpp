@@ -172,7 +172,7 @@ inline void softmax_row(const T* x, T* y, int64_t len, int64_t sx, int64_t sy, b
   if (std::isinf(mx) && mx < 0) mx = 0;  // a row of -inf: avoid inf - inf
   Acc total = 0;
   if (log) {  // strided rows (contiguous ones took row_logsumexp above)
-    for (int64_t j = 0; j < len; ++j) total += static_cast<Acc>(exp_t(x[j * sx] - mx));
+    for (int64_t j = 0; j < len; ++j) total += static_cast<Acc>(exp_nonpositive_t(x[j * sx] - mx));
     const T log_sum = static_cast<T>(std::log(total));
     for (int64_t j = 0; j < len; ++j) y[j * sy] = (x[j * sx] - mx) - log_sum;
     return;
@@ -180,7 +180,7 @@ inline void softmax_row(const T* x, T* y, int64_t len, int64_t sx, int64_t sy, b
   if (sx == 1 && sy == 1) {
 #pragma omp simd reduction(+ : total)
     for (int64_t j = 0; j < len; ++j) {
-      const T e = exp_t(x[j] - mx);
+      const T e = exp_nonpositive_t(x[j] - mx);
       y[j] = e;
       total += static_cast<Acc>(e);
     }
@@ -190,7 +190,7 @@ inline void softmax_row(const T* x, T* y, int64_t len, int64_t sx, int64_t sy, b
     return;
   }
   for (int64_t j = 0; j < len; ++j) {
-    const T e = exp_t(x[j * sx] - mx);
+    const T e = exp_nonpositive_t(x[j * sx] - mx);
     y[j * sy] = e;
     total += static_cast<Acc>(e);
   }
@@ -238,7 +238,7 @@ void CpuBackend::softmax_backward(const Tensor& grad_x, const Tensor& grad_y, co
           // d/dx of log_softmax: g - softmax * sum(g)
           for (int64_t j = 0; j < len; ++j) dot += g[j * s1];
           const T d = static_cast<T>(dot);
-          for (int64_t j = 0; j < len; ++j) a[j * s0] = g[j * s1] - exp_t(yy[j * s2]) * d;
+          for (int64_t j = 0; j < len; ++j) a[j * s0] = g[j * s1] - exp_nonpositive_t(yy[j * s2]) * d;  // y <= 0
         } else {
           // d/dx of softmax: y * (g - sum(g * y))
           for (int64_t j = 0; j < len; ++j) dot += static_cast<Acc>(g[j * s1]) * yy[j * s2];

@@ -75,7 +75,7 @@ inline LogSumExp<acc_t<T>> row_logsumexp(const T* x, int64_t n, acc_t<T>* sum = 
     const T shift = bm == -std::numeric_limits<T>::infinity() ? T(0) : bm;
     T part = 0;
 #pragma omp simd reduction(+ : part)
-    for (int64_t j = 0; j < len; ++j) part += exp_t(b[j] - shift);
+    for (int64_t j = 0; j < len; ++j) part += exp_nonpositive_t(b[j] - shift);
     if (sum) {
       T p = 0;
 #pragma omp simd reduction(+ : p)

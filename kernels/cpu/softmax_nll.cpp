@@ -73,7 +73,7 @@ void CpuBackend::softmax_nll_backward(const Tensor& logits, const Tensor& target
         }
         const T g = gl[i * gs], mx = lsep[2 * i], log_sum = lsep[2 * i + 1];
 #pragma omp simd
-        for (int64_t j = 0; j < V; ++j) out[j] = g * (exp_t((row[j] - mx) - log_sum) - uniform);
+        for (int64_t j = 0; j < V; ++j) out[j] = g * (exp_nonpositive_t((row[j] - mx) - log_sum) - uniform);
         out[c] -= g * hit;
       }
     });
