@@ -219,8 +219,9 @@ struct LstmLayerBackward final : Node {
     }
     TensorList out(7);
     if (should_compute(0)) {
-      // dx = dG W_ih. With many rows W_ih is packed for the small-batch kernel, which ran this
-      // (N, 4H) x (4H, I) product 1.15-1.5x faster than OpenBLAS at T2 (N 500, 4H 1024, I 256).
+      // dx = dG W_ih through the small-batch kernel, which ran this (N, 4H) x (4H, I) product
+      // 1.15-1.5x faster than OpenBLAS at T2 (N 500, 4H 1024, I 256), and packs once for a
+      // decoder's T one-row-per-sentence calls.
       Tensor dx = r.padded_buffer(I, opt);
       const auto wih_prepared = prepared_weight(be, wih);
       be.matmul_prepared(first_rows(dx, N), dG, wih, wih_prepared.get(), false);

@@ -95,7 +95,8 @@ inline float fast_tanh(float x) {
 }
 
 // exp(x) for x <= 0, as softmax and log-sum-exp take it (x - max, never above 0): the same bits
-// as fast_exp for every x <= 0, -inf and NaN (checked on every such float), without what only
+// as fast_exp for every x <= 0 and -inf (checked on every such float; NaN gives NaN, a signalling
+// one quieted where fast_exp returns it as it is), without what only
 // large x needs: the overflow clamp (whose integer min also made the NaN select necessary: NaN
 // now runs through the polynomial), and 2^n as two factors (one suffices for n <= 127). About 16
 // vector operations where fast_exp takes 28: the softmax + NLL on an AVX2 machine is bound by its
