@@ -245,6 +245,13 @@ void check_inplace(const Tensor& t, std::string_view op) {
              "{}: in-place write to a tensor of shape {} that requires grad; autograd does not "
              "record in-place ops: run it inside NoGradGuard or use the out-of-place op",
              op, t.shape());
+  if (GradMode::is_enabled()) {
+    const std::shared_ptr<TensorImpl> base = t.impl()->view_base.lock();
+    ATTN_CHECK(!(base && base->autograd && base->autograd->requires_grad), AutogradError,
+               "{}: in-place write, with grad mode on, to a view (shape {}) of a tensor of shape {} that requires grad; "
+               "autograd does not record in-place ops: run it inside NoGradGuard, or view a detach()ed tensor",
+               op, t.shape(), base->shape);
+  }
   ATTN_CHECK(!(GradMode::is_enabled() && t.impl()->no_grad_view_of_grad_base), AutogradError,
              "{}: in-place write, with grad mode on, to a view (shape {}) made under NoGradGuard of a tensor that "
              "requires grad: its gradient would not know; write inside NoGradGuard too, or view a detach()ed "

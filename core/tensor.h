@@ -120,6 +120,11 @@ struct TensorImpl {
   // A view made in no-grad mode of a tensor that requires grad (or of such a view): an in-place
   // write to it in grad mode would change the base behind autograd's back (PyTorch refuses it).
   bool no_grad_view_of_grad_base = false;
+  // The tensor a view was taken of (the first one, for a view of a view; none for detach()): a
+  // view made before its base was set to require grad must not write into it in grad mode
+  // either (PyTorch: "a view of a leaf Variable that requires grad is being used in an in-place
+  // operation").
+  std::weak_ptr<TensorImpl> view_base;
 
   TensorImpl(std::shared_ptr<Storage> s, Shape sh, Strides st, int64_t off, DType dt)
       : storage(std::move(s)), shape(std::move(sh)), strides(std::move(st)), offset(off),

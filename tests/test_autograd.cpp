@@ -549,6 +549,29 @@ TEST(Autograd, AViewMadeUnderNoGradIsNotWrittenInPlaceInGradMode) {
   EXPECT_EQ(x.to_vector<double>(), (std::vector<double>{2.0, 6.0, 6.0}));
 }
 
+TEST(Autograd, AViewMadeBeforeItsBaseRequiredGradIsNotWrittenInPlaceInGradMode) {
+  // (it changed the leaf behind autograd's back; PyTorch: "a view of a leaf Variable that
+  // requires grad is being used in an in-place operation")
+  Tensor b = from_vector<double>({1.0, 2.0, 3.0}, Shape{3});
+  Tensor v = b.narrow(0, 0, 2), w = v.transpose(0, 0);  // a view, and a view of that view
+  b.requires_grad_(true);
+  expect_throw_with<AutogradError>([&] { v.fill_(5.0); }, {"fill_", "view", "requires grad"});
+  expect_throw_with<AutogradError>([&] { w.mul_(2.0); }, {"mul_", "view", "requires grad"});
+  EXPECT_EQ(b.to_vector<double>(), (std::vector<double>{1.0, 2.0, 3.0}));
+  {
+    NoGradGuard g;
+    v.fill_(5.0);  // as an optimizer would: fine
+  }
+  EXPECT_EQ(b.to_vector<double>(), (std::vector<double>{5.0, 5.0, 3.0}));
+  b.requires_grad_(false);
+  w.mul_(2.0);  // its base no longer requires grad
+  EXPECT_EQ(b.to_vector<double>(), (std::vector<double>{10.0, 10.0, 3.0}));
+  Tensor d = b.detach();
+  b.requires_grad_(true);
+  d.narrow(0, 2, 1).fill_(1.0);  // a view of a detached tensor: fine, as in PyTorch
+  EXPECT_EQ(b.to_vector<double>(), (std::vector<double>{10.0, 10.0, 1.0}));
+}
+
 TEST(Autograd, GradientsOfAnotherDtypeAreRefusedOrCastAsInPyTorch) {
   Tensor x = leaf({1.0, 2.0, 3.0});
   expect_throw_with<DTypeError>([&] { x.set_grad(zeros({3}, {.dtype = DType::Float32})); }, {"set_grad", "float32"});

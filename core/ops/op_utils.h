@@ -37,12 +37,15 @@ Tensor sum_keepdim(const Tensor& x, const Shape& dims);
 
 namespace attn {
 
-// A new tensor over base's storage with the given geometry, without autograd history. Made in
-// no-grad mode from a tensor that requires grad, it is marked (see TensorImpl).
+// A new tensor over base's storage with the given geometry, without autograd history, which
+// remembers its base. Made in no-grad mode from a tensor that requires grad, it is marked (see
+// TensorImpl).
 inline Tensor alias(const Tensor& base, Shape shape, Strides strides, int64_t offset) {
   Tensor out(std::make_shared<TensorImpl>(base.storage(), std::move(shape), std::move(strides), offset, base.dtype()));
   if (!GradMode::is_enabled() && (base.requires_grad() || base.impl()->no_grad_view_of_grad_base))
     out.impl()->no_grad_view_of_grad_base = true;
+  std::shared_ptr<TensorImpl> root = base.impl()->view_base.lock();
+  out.impl()->view_base = root ? std::move(root) : base.impl_ptr();
   return out;
 }
 
