@@ -3,7 +3,8 @@
 # otherwise prints the command to run). Safe to run again: it does nothing when all are there.
 set -euo pipefail
 
-packages=(cmake ninja-build g++ pkg-config libfmt-dev libgtest-dev libopenblas-openmp-dev libcli11-dev nlohmann-json3-dev)
+# (xz-utils: scripts/gpu-bundle.sh packs with tar -J)
+packages=(cmake ninja-build g++ pkg-config libfmt-dev libgtest-dev libopenblas-openmp-dev libcli11-dev nlohmann-json3-dev xz-utils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

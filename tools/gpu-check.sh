@@ -16,7 +16,8 @@
 # there), tests-gpu.log, bench.txt (with the demo), ncu.txt, memcheck.log, tests-cpu.log,
 # summary.md. The exit status is 1 when a step failed or the bundle is stale.
 # Usage (device tool): bash tools/gpu-check.sh
-# Dry run here (no GPU; every step runs, the GPU tests skip): OUT=/tmp/x ALLOW_NO_GPU=1 BUDGET_S=200 bash tools/gpu-check.sh
+# Dry run here (no GPU; every step runs, the GPU tests skip), after bash scripts/gpu-bundle.sh (without
+# the bundle it builds, which takes ~15 minutes on 2 cores): OUT=/tmp/x ALLOW_NO_GPU=1 BUDGET_S=200 bash tools/gpu-check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/gpu-check-out}
@@ -203,6 +204,7 @@ else
   # our kernels first; the tests that mostly run cuBLAS / cuDNN code (slow to instrument) after,
   # if time is left (gtest runs tests in its own order whatever the filter's)
   rc=0
+  : > "$OUT/memcheck.log"  # (an earlier run into the same OUT left its verdicts)
   for filter in "$MEMCHECK_OURS" "$MEMCHECK_VENDOR"; do
     (($(left) < 60)) && { echo "skipped (time): $filter" >> "$OUT/memcheck.log"; break; }
     echo "=== memcheck $filter" >> "$OUT/memcheck.log"

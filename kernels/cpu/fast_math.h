@@ -38,6 +38,19 @@ inline float bits_float(uint32_t b) {
   return x;
 }
 
+// exp(r) on |r| <= 0.3466 (ln2 / 2), the reduced argument of both exps below: Taylor
+// coefficients 1/k!, degree 7 (truncation < 1e-8).
+inline float exp_reduced(float r) {
+  float p = 1.98412698e-4f;
+  p = p * r + 1.38888889e-3f;
+  p = p * r + 8.33333333e-3f;
+  p = p * r + 4.16666667e-2f;
+  p = p * r + 1.66666667e-1f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  return p * r + 1.0f;
+}
+
 inline float fast_exp(float x) {
   // |x| clamped to 104 by integer min on the magnitude's bits (see fast_tanh): exp(104)
   // overflows to inf through the scaling below, with no fix-up.
@@ -47,15 +60,7 @@ inline float fast_exp(float x) {
   const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   float r = xc - n * 0.693145751953125f;  // ln2 high part (exact product for |n| < 2^9)
   r = r - n * 1.428606765330187045e-06f;  // ln2 low part
-  // exp(r) on |r| <= 0.3466: Taylor coefficients 1/k!, degree 7 (truncation < 1e-8)
-  float p = 1.98412698e-4f;
-  p = p * r + 1.38888889e-3f;
-  p = p * r + 8.33333333e-3f;
-  p = p * r + 4.16666667e-2f;
-  p = p * r + 1.66666667e-1f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
+  const float p = exp_reduced(r);
   // 2^n as 2^n1 * 2^n2, both normal floats for |n| <= 151: results near the overflow threshold
   // stay finite (one 2^128 would be inf from x = 88.38 on)
   const int32_t ni = static_cast<int32_t>(n);
@@ -108,14 +113,7 @@ inline float fast_exp_nonpositive(float x) {
   const float n = t - 12582912.0f;
   float r = x - n * 0.693145751953125f;
   r = r - n * 1.428606765330187045e-06f;
-  float p = 1.98412698e-4f;
-  p = p * r + 1.38888889e-3f;
-  p = p * r + 8.33333333e-3f;
-  p = p * r + 4.16666667e-2f;
-  p = p * r + 1.66666667e-1f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
+  const float p = exp_reduced(r);
   const uint32_t n_bits = float_bits(t) - 0x4b400000u;  // n, two's complement (|n| < 2^22)
   const float y = p * bits_float((n_bits + 127u) << 23);
   return x < -87.33654f ? 0.0f : y;  // (below FLT_MIN: 0, as fast_exp; also -inf)
