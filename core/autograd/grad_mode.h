@@ -12,29 +12,27 @@ class GradMode {
   static thread_local bool enabled_;
 };
 
-// RAII scope with grad mode off: `{ NoGradGuard g; ... }` (torch.no_grad()).
-class NoGradGuard {
+// RAII scope that sets grad mode and restores the previous one on exit.
+class GradModeGuard {
  public:
-  NoGradGuard() : prev_(GradMode::is_enabled()) { GradMode::set_enabled(false); }
-  ~NoGradGuard() { GradMode::set_enabled(prev_); }
-  NoGradGuard(const NoGradGuard&) = delete;
-  NoGradGuard& operator=(const NoGradGuard&) = delete;
+  explicit GradModeGuard(bool on) : prev_(GradMode::is_enabled()) { GradMode::set_enabled(on); }
+  ~GradModeGuard() { GradMode::set_enabled(prev_); }
+  GradModeGuard(const GradModeGuard&) = delete;
+  GradModeGuard& operator=(const GradModeGuard&) = delete;
 
  private:
   bool prev_;
 };
 
-// RAII scope with grad mode on (torch.enable_grad()): a node's backward, which runs in no-grad
-// mode, that recomputes its forward to run a backward of its own (as checkpointing does).
-class EnableGradGuard {
- public:
-  EnableGradGuard() : prev_(GradMode::is_enabled()) { GradMode::set_enabled(true); }
-  ~EnableGradGuard() { GradMode::set_enabled(prev_); }
-  EnableGradGuard(const EnableGradGuard&) = delete;
-  EnableGradGuard& operator=(const EnableGradGuard&) = delete;
+// Grad mode off: `{ NoGradGuard g; ... }` (torch.no_grad()).
+struct NoGradGuard : GradModeGuard {
+  NoGradGuard() : GradModeGuard(false) {}
+};
 
- private:
-  bool prev_;
+// Grad mode on (torch.enable_grad()): a node's backward, which runs in no-grad mode, that
+// recomputes its forward to run a backward of its own (as checkpointing does).
+struct EnableGradGuard : GradModeGuard {
+  EnableGradGuard() : GradModeGuard(true) {}
 };
 
 }  // namespace attn
