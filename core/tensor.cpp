@@ -7,6 +7,7 @@
 
 #include "core/autograd/node.h"
 #include "core/ops/op_utils.h"
+#include "core/ops/ops.h"
 #include "core/random.h"
 #include "kernels/backend.h"
 
@@ -413,27 +414,39 @@ Tensor Tensor::detach() const {
 
 namespace {
 
-// texts: every element formatted (int64 from the integers themselves: through double, values
-// past 2^53 printed rounded and INT64_MAX as INT64_MIN).
-void format_elements(std::string& out, const Tensor& t, const std::vector<std::string>& texts, int64_t dim,
-                     int64_t base, int indent, int width, bool summarize) {
-  const int64_t n = t.size(dim);
-  const int64_t stride = numel_of(Shape(t.shape().begin() + dim + 1, t.shape().end()));
-  constexpr int64_t kEdge = 3;
+constexpr int64_t kEdge = 3;  // a summary shows this many entries at each end of a long dim
+
+// texts: the shown tensor's elements formatted (int64 from the integers themselves: through
+// double, values past 2^53 printed rounded and INT64_MAX as INT64_MIN); full: the printed
+// tensor's shape, whose dims longer than shown ones get an ellipsis between their two ends.
+void format_elements(std::string& out, const Tensor& shown, const Shape& full, const std::vector<std::string>& texts,
+                     int64_t dim, int64_t base, int indent, int width) {
+  const int64_t n = shown.size(dim);
+  const int64_t stride = numel_of(Shape(shown.shape().begin() + dim + 1, shown.shape().end()));
+  const bool last_dim = dim + 1 == shown.dim();
   out += '[';
   for (int64_t i = 0; i < n; ++i) {
-    if (summarize && n > 2 * kEdge && i == kEdge) {
-      out += dim + 1 == t.dim() ? "..., " : fmt::format("...,\n{:{}}", "", indent + 1);
-      i = n - kEdge;
+    if (i == kEdge && full[static_cast<size_t>(dim)] > n) {
+      out += last_dim ? " ..., " : fmt::format("...,\n{:{}}", "", indent + 1);
     }
-    if (dim + 1 == t.dim()) {
+    if (last_dim) {
       out += fmt::format("{:>{}}", texts[static_cast<size_t>(base + i)], width);
     } else {
-      format_elements(out, t, texts, dim + 1, base + i * stride, indent + 1, width, summarize);
+      format_elements(out, shown, full, texts, dim + 1, base + i * stride, indent + 1, width);
     }
-    if (i + 1 < n) out += dim + 1 == t.dim() ? ", " : fmt::format(",\n{:{}}", "", indent + 1);
+    if (i + 1 < n) out += last_dim ? ", " : fmt::format(",\n{:{}}", "", indent + 1);
   }
   out += ']';
+}
+
+// What a summary shows of t (dims from `dim` on): the first and last kEdge entries of every
+// dim longer than 2 kEdge, gathered from views so that nothing else is read or formatted (an
+// expanded tensor of 10^12 elements prints as fast as a small one).
+Tensor summary_of(const Tensor& t, int64_t dim) {
+  if (dim == t.dim()) return t;
+  const int64_t n = t.size(dim);
+  if (n <= 2 * kEdge) return summary_of(t, dim + 1);
+  return cat({summary_of(t.narrow(dim, 0, kEdge), dim + 1), summary_of(t.narrow(dim, n - kEdge, kEdge), dim + 1)}, dim);
 }
 
 std::vector<std::string> element_texts(const Tensor& t) {
@@ -453,17 +466,22 @@ std::vector<std::string> element_texts(const Tensor& t) {
 
 std::string Tensor::to_string() const {
   if (!defined()) return "tensor(undefined)";
-  const std::vector<std::string> texts = element_texts(*this);
+  const bool summarize = numel() > 1000;  // PyTorch's default threshold
+  Tensor shown = *this;
+  if (summarize) {
+    NoGradGuard no_grad;
+    shown = summary_of(detach(), 0);
+  }
+  const std::vector<std::string> texts = element_texts(shown);
   std::string body;
-  const bool summarize = numel() > 1000;
   if (dim() == 0) {
     body = texts[0];
   } else if (numel() == 0) {
     body = "[]";
   } else {
-    int width = 1;
+    int width = 1;  // as PyTorch: the widest of the elements shown
     for (const std::string& text : texts) width = std::max(width, static_cast<int>(text.size()));
-    format_elements(body, *this, texts, 0, 0, 7, width, summarize);
+    format_elements(body, shown, shape(), texts, 0, 0, 7, width);
   }
   std::string extra;
   if (dtype() != DType::Float32) extra += fmt::format(", dtype={}", dtype());

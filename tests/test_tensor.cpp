@@ -104,6 +104,35 @@ TEST(Tensor, PrintsLikePyTorch) {
   EXPECT_LT(s.size(), 600u);
 }
 
+// A long tensor prints as PyTorch 1.13 summarizes it (the engine adds the shape): three entries
+// at each end of every long dim, padded to the widest shown (the hidden 123456 does not widen
+// the columns), read without touching the rest: 10^12 expanded elements print at once.
+TEST(Tensor, PrintsASummaryOfOnlyTheElementsShown) {
+  Tensor t = sub(div(arange(1200, {.dtype = DType::Float32}).reshape({30, 40}), full({}, 7.0)), full({}, 80.0));
+  EXPECT_EQ(fmt::format("{}", t),
+            "tensor([[-80.0000, -79.8571, -79.7143,  ..., -74.7143, -74.5714, -74.4286],\n"
+            "        [-74.2857, -74.1429, -74.0000,  ..., -69.0000, -68.8571, -68.7143],\n"
+            "        [-68.5714, -68.4286, -68.2857,  ..., -63.2857, -63.1429, -63.0000],\n"
+            "        ...,\n"
+            "        [ 74.2857,  74.4286,  74.5714,  ...,  79.5714,  79.7143,  79.8571],\n"
+            "        [ 80.0000,  80.1429,  80.2857,  ...,  85.2857,  85.4286,  85.5714],\n"
+            "        [ 85.7143,  85.8571,  86.0000,  ...,  91.0000,  91.1429,  91.2857]], shape=[30, 40])");
+  Tensor v = arange(2002).reshape({2, 1001});
+  v.data<int64_t>()[500] = 123456;
+  EXPECT_EQ(fmt::format("{}", v),
+            "tensor([[   0,    1,    2,  ...,  998,  999, 1000],\n"
+            "        [1001, 1002, 1003,  ..., 1999, 2000, 2001]], dtype=int64, shape=[2, 1001])");
+  Tensor flags = full({1}, 1.0).to(DType::Bool).expand({1000000, 1000000});
+  EXPECT_EQ(fmt::format("{}", flags),
+            "tensor([[True, True, True,  ..., True, True, True],\n"
+            "        [True, True, True,  ..., True, True, True],\n"
+            "        [True, True, True,  ..., True, True, True],\n"
+            "        ...,\n"
+            "        [True, True, True,  ..., True, True, True],\n"
+            "        [True, True, True,  ..., True, True, True],\n"
+            "        [True, True, True,  ..., True, True, True]], dtype=bool, shape=[1000000, 1000000])");
+}
+
 TEST(Tensor, PrintsInt64ExactlyAtItsLimits) {
   // printed through double: 2^53 + 1 rounded, INT64_MAX overflowed to INT64_MIN
   const int64_t big = (int64_t{1} << 53) + 1;
