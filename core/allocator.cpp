@@ -55,9 +55,7 @@ class CpuAllocator final : public Allocator {
     }
     int64_t now = in_use_.fetch_add(static_cast<int64_t>(nbytes), std::memory_order_relaxed) +
                   static_cast<int64_t>(nbytes);
-    int64_t peak = peak_.load(std::memory_order_relaxed);
-    while (now > peak && !peak_.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
-    }
+    raise_peak(now);
     allocations_.fetch_add(1, std::memory_order_relaxed);
     return p;
   }
@@ -90,10 +88,19 @@ class CpuAllocator final : public Allocator {
   }
   void reset_peak() override {
     peak_.store(in_use_.load());
+    // an allocation between the load and the store raised in_use but not the peak it found
+    // higher: read in_use again (later ones raise the new peak themselves)
+    raise_peak(in_use_.load());
     large().reset_peak();
   }
 
  private:
+  void raise_peak(int64_t now) {
+    int64_t peak = peak_.load(std::memory_order_relaxed);
+    while (now > peak && !peak_.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+    }
+  }
+
   static constexpr size_t kMaxBytes = size_t{1} << 62;
 
   // The block a request takes: a multiple of the alignment, at least one (a unique pointer for 0).
