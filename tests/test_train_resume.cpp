@@ -492,6 +492,7 @@ TEST(TrainOptions, ValuesTheModelCannotLoadAreRefusedBeforeTraining) {
   refused([](train::TrainOptions& o) { o.max_len = 0; }, {"--max-len"});
   refused([](train::TrainOptions& o) { o.epochs = 0; }, {"--epochs"});
   refused([](train::TrainOptions& o) { o.lr = -1.0; }, {"--lr"});
+  refused([](train::TrainOptions& o) { o.attention = "bahdanau"; o.input_feeding = true; }, {"--input-feeding", "Luong", "Bahdanau"});
   // A vocabulary of the 4 special tokens only would make a config that cannot be loaded.
   train::TrainOptions o = tiny_run(dir, "run");
   o.min_freq = 1000000;

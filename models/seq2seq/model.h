@@ -13,8 +13,13 @@
 //
 // Choices where the article is silent: a bidirectional encoder sums its two directions (outputs
 // and final states) so the decoder keeps size H; the decoder starts from the encoder's final
-// (h, c) of every layer; Luong "input feeding" feeds the previous step's context vector next to
-// the embedding; dropout applies to the embeddings and between LSTM layers.
+// (h, c) of every layer; with several layers, Bahdanau's query is the top layer's h_{t-1};
+// Luong "input feeding" feeds the previous step's context vector next to the embedding (Luong
+// only: Bahdanau's decoder feeds the context anyway); dropout applies to the embeddings and
+// between LSTM layers; the training loss is the batch's summed token loss divided by its number
+// of target tokens (the article steps once per sentence on its sum). An independent PyTorch
+// version of these equations gives the same loss and gradients (tests/test_model_parity.cpp,
+// bench/torch_model_parity.py).
 #pragma once
 
 #include <memory>

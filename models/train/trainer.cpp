@@ -189,6 +189,12 @@ void check_options(const TrainOptions& o) {
   ATTN_CHECK(std::isfinite(o.clip) && o.clip >= 0, ValueError, "train: --clip must be >= 0 (0: off), got {}", o.clip);
   ATTN_CHECK(std::isfinite(o.time_limit) && o.time_limit >= 0, ValueError,
              "train: --time-limit must be >= 0 (0: no limit), got {}", o.time_limit);
+  // Bahdanau's decoder feeds the context to its LSTM anyway; the flag did nothing there but was
+  // recorded in the config (a resumed run of that kind keeps going: its model is the same).
+  ATTN_CHECK(!o.input_feeding || !o.resume_dir.empty() || models::parse_attention(o.attention) != models::AttentionKind::Bahdanau,
+             ValueError,
+             "train: --input-feeding is for Luong attention (dot, general, concat); the Bahdanau decoder always feeds "
+             "the context to its LSTM");
 }
 
 // trainer.json of a checkpoint, read in one place: a missing or mistyped key is an IOError
