@@ -3,6 +3,8 @@
 // files (outside the project) are used where they exist and skipped with a reason otherwise.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <algorithm>
 #include <map>
 #include <numeric>
@@ -614,6 +616,23 @@ TEST(BatchBatcher, EveryExampleOncePerEpochWithAndWithoutBucketing) {
       }
       EXPECT_TRUE(std::all_of(seen.begin(), seen.end(), [](int c) { return c == 1; }))
           << "bucketing " << bucketing << " epoch " << epoch;
+    }
+  }
+}
+
+// A batch size near int64's end: one batch of everything (its chunk of bucket_chunk batches
+// overflowed: negative, a crash in the sort; or 0, an endless loop; num_batches overflowed too).
+TEST(BatchBatcher, AHugeBatchSizeIsOneBatch) {
+  ATTN_RANDOM_SEED(seed);
+  std::mt19937_64 rng(seed);
+  const auto ex = random_examples(rng, 50, 10);
+  for (int64_t bs : {std::numeric_limits<int64_t>::max(), int64_t{1} << 62, int64_t{50}}) {
+    for (bool bucketing : {true, false}) {
+      data::Batcher batcher(ex, {.batch_size = bs, .seed = 3, .bucketing = bucketing, .shuffle = true});
+      EXPECT_EQ(batcher.num_batches(), 1) << bs;
+      const auto plan = batcher.epoch_plan(0);
+      ASSERT_EQ(plan.size(), 1u) << bs;
+      EXPECT_EQ(plan[0].size(), 50u) << bs;
     }
   }
 }

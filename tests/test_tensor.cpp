@@ -27,6 +27,17 @@ TEST(Tensor, CreationFillsValues) {
   EXPECT_EQ(v.dtype(), DType::Float32);
 }
 
+// An empty tensor may have dims whose product overflows int64 (a safetensors file may hold
+// one); its strides saturate rather than overflow (undefined behaviour; it wrapped to 0).
+TEST(Tensor, StridesOfAnEmptyTensorWithHugeDimsSaturate) {
+  const int64_t big = int64_t{1} << 32;
+  EXPECT_EQ(contiguous_strides(Shape{0, big, big}), (Strides{std::numeric_limits<int64_t>::max(), big, 1}));
+  EXPECT_EQ(contiguous_strides(Shape{big, 0, big}), (Strides{big, big, 1}));
+  Tensor t = empty(Shape{0, big, big});
+  EXPECT_EQ(t.numel(), 0);
+  EXPECT_EQ(t.stride(1), big);
+}
+
 TEST(Tensor, ItemNeedsOneElement) {
   EXPECT_EQ(full({1, 1}, 2.5).item<float>(), 2.5f);
   EXPECT_THROW(zeros({2}).item<float>(), ValueError);

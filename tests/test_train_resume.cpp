@@ -4,6 +4,8 @@
 // trainer state of a checkpoint checked strictly, with errors naming the file.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -492,6 +494,12 @@ TEST(TrainOptions, ValuesTheModelCannotLoadAreRefusedBeforeTraining) {
   refused([](train::TrainOptions& o) { o.max_len = 0; }, {"--max-len"});
   refused([](train::TrainOptions& o) { o.epochs = 0; }, {"--epochs"});
   refused([](train::TrainOptions& o) { o.lr = -1.0; }, {"--lr"});
+  // counts past int32 overflowed the batcher (2^63-1: a crash, 2^62: an endless loop) and the
+  // run's step arithmetic
+  refused([](train::TrainOptions& o) { o.batch = std::numeric_limits<int64_t>::max(); }, {"--batch", "at most 2147483647"});
+  refused([](train::TrainOptions& o) { o.batch = int64_t{1} << 62; }, {"--batch"});
+  refused([](train::TrainOptions& o) { o.max_len = int64_t{1} << 62; }, {"--max-len"});
+  refused([](train::TrainOptions& o) { o.epochs = std::numeric_limits<int64_t>::max(); }, {"--epochs"});
   refused([](train::TrainOptions& o) { o.attention = "bahdanau"; o.input_feeding = true; }, {"--input-feeding", "Luong", "Bahdanau"});
   // A vocabulary of the 4 special tokens only would make a config that cannot be loaded.
   train::TrainOptions o = tiny_run(dir, "run");
@@ -603,10 +611,16 @@ TEST(TrainState, TrainerJsonWithAMissingOrMistypedKeyNamesTheFile) {
     expect_throw_with<IOError>([&] { train::train(r); }, {ck + "/trainer.json", key});
   };
   broken([](nlohmann::json& j) { j.erase("best_bleu"); }, "best_bleu");
-  broken([](nlohmann::json& j) { j["step"] = "seven"; }, "number");
+  broken([](nlohmann::json& j) { j["step"] = "seven"; }, "'step' must be an integer");
   broken([](nlohmann::json& j) { j["options"].erase("hidden"); }, "hidden");
   broken([](nlohmann::json& j) { j["tf_rng"].erase("offset"); }, "offset");
   broken([](nlohmann::json& j) { j["batch_in_epoch"] = -1; }, "batch_in_epoch");
+  // not integers (truncated or overflowed before), or counters at int64's end (++step wrapped)
+  broken([](nlohmann::json& j) { j["step"] = 1.5; }, "'step' must be an integer");
+  broken([](nlohmann::json& j) { j["options"]["batch"] = 1e300; }, "'batch' must be an integer");
+  broken([](nlohmann::json& j) { j["model_rng"]["seed"] = -3; }, "'seed' must be an integer >= 0");
+  broken([](nlohmann::json& j) { j["step"] = std::numeric_limits<int64_t>::max(); }, "[0, 2^62)");
+  broken([](nlohmann::json& j) { j["epoch"] = std::numeric_limits<int64_t>::max(); }, "[0, 2^62)");
 }
 
 }  // namespace

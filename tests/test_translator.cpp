@@ -269,6 +269,13 @@ TEST(Translator, BadCheckpointsAreClearErrors) {
   expect_io("dot instead of concat", {"unexpected tensor", "decoder.attention"});
   io::write_file_atomic(ck + "/config.json", "{\"format\": \"attn-seq2seq\", \"hidden\": ");
   expect_io("broken JSON", {"config.json"});
+  // numbers that are not integers: 64.5 was read as 64, 1e300 overflowed the conversion
+  for (const char* bad : {"64.5", "1e300", "18446744073709551615"}) {
+    wrong = config;
+    wrong.replace(wrong.find("\"hidden\": 64"), 12, std::string("\"hidden\": ") + bad);
+    io::write_file_atomic(ck + "/config.json", wrong);
+    expect_io(std::string("hidden ") + bad, {"config.json", "'hidden' must be an integer"});
+  }
   io::write_file_atomic(ck + "/config.json", config);
   fs::remove(ck + "/tgt.vocab");
   expect_io("missing vocabulary", {"tgt.vocab"});

@@ -88,7 +88,10 @@ Batcher::Batcher(std::vector<Example> examples, BatcherOptions options)
 Batcher::Batcher(std::vector<Example> examples, int64_t batch_size, uint64_t seed, bool bucketing)
     : Batcher(std::move(examples), BatcherOptions{.batch_size = batch_size, .seed = seed, .bucketing = bucketing}) {}
 
-int64_t Batcher::num_batches() const { return (num_examples() + opt_.batch_size - 1) / opt_.batch_size; }
+int64_t Batcher::num_batches() const {
+  const int64_t n = num_examples(), bs = opt_.batch_size;
+  return n / bs + (n % bs != 0 ? 1 : 0);  // (n + bs - 1) / bs overflowed for a batch size near 2^63
+}
 
 std::vector<std::vector<int64_t>> Batcher::epoch_plan(int64_t epoch) const {
   ATTN_CHECK(epoch >= 0, ValueError, "Batcher::epoch_plan: epoch must be >= 0, got {}", epoch);
@@ -104,14 +107,18 @@ std::vector<std::vector<int64_t>> Batcher::epoch_plan(int64_t epoch) const {
     if (x.src.size() != y.src.size()) return x.src.size() < y.src.size();
     return x.tgt.size() < y.tgt.size();
   };
-  const int64_t chunk = opt_.bucketing ? (opt_.shuffle ? opt_.bucket_chunk * bs : std::max<int64_t>(n, 1)) : n;
+  // Examples sorted together: bucket_chunk batches' worth, or all (without overflowing for a
+  // huge batch size: a negative or zero chunk crashed or never ended).
+  int64_t chunk = std::max<int64_t>(n, 1), product = 0;
+  if (opt_.bucketing && opt_.shuffle && !__builtin_mul_overflow(opt_.bucket_chunk, bs, &product))
+    chunk = std::min(chunk, product);
   std::vector<std::vector<int64_t>> batches;
   batches.reserve(static_cast<size_t>(num_batches()));
   for (int64_t c0 = 0; c0 < n; c0 += chunk) {
-    const int64_t c1 = std::min(n, c0 + chunk);
+    const int64_t c1 = c0 + std::min(n - c0, chunk);
     if (opt_.bucketing) std::stable_sort(order.begin() + c0, order.begin() + c1, by_length);
-    for (int64_t b0 = c0; b0 < c1; b0 += bs)
-      batches.emplace_back(order.begin() + b0, order.begin() + std::min(c1, b0 + bs));
+    for (int64_t b0 = c0; b0 < c1; b0 += std::min(c1 - b0, bs))
+      batches.emplace_back(order.begin() + b0, order.begin() + b0 + std::min(c1 - b0, bs));
   }
   if (opt_.shuffle && opt_.bucketing) rng.shuffle(batches);
   return batches;

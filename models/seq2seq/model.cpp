@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "core/io/json_integer.h"
 #include "core/ops/fused.h"
 #include "core/ops/lengths.h"
 #include "core/profiler.h"
@@ -46,14 +47,14 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& w
     ATTN_CHECK(j.value("format", "") == "attn-seq2seq", IOError, "{}: not an attn-seq2seq config (format '{}')", what,
                j.value("format", ""));
     c.attention = parse_attention(j.at("attention").get<std::string>());
-    c.hidden = j.at("hidden").get<int64_t>();
-    c.layers = j.at("layers").get<int64_t>();
+    c.hidden = io::json_integer<int64_t>(j, "hidden");
+    c.layers = io::json_integer<int64_t>(j, "layers");
     c.bidirectional = j.at("bidirectional").get<bool>();
     c.dropout = j.at("dropout").get<double>();
     c.input_feeding = j.at("input_feeding").get<bool>();
-    c.src_vocab_size = j.at("src_vocab_size").get<int64_t>();
-    c.tgt_vocab_size = j.at("tgt_vocab_size").get<int64_t>();
-    c.max_src_len = j.at("max_src_len").get<int64_t>();
+    c.src_vocab_size = io::json_integer<int64_t>(j, "src_vocab_size");
+    c.tgt_vocab_size = io::json_integer<int64_t>(j, "tgt_vocab_size");
+    c.max_src_len = io::json_integer<int64_t>(j, "max_src_len");
   } catch (const nlohmann::json::exception& e) {
     throw IOError(fmt::format("{}: bad model config: {}", what, e.what()));
   } catch (const ValueError& e) {

@@ -12,10 +12,12 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <set>
 
 #include "core/caching_allocator.h"
+#include "core/io/json_integer.h"
 #include "core/optim/optimizer.h"
 #include "core/profiler.h"
 #include "kernels/backend.h"
@@ -46,25 +48,25 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
   o.train_path = j.at("train");
   o.valid_path = j.at("valid");
   o.attention = j.at("attention");
-  o.hidden = j.at("hidden");
-  o.layers = j.at("layers");
+  o.hidden = io::json_integer<int64_t>(j, "hidden");
+  o.layers = io::json_integer<int64_t>(j, "layers");
   o.bidirectional = j.at("bidirectional");
   o.input_feeding = j.at("input_feeding");
-  o.batch = j.at("batch");
-  o.epochs = j.at("epochs");
-  o.max_steps = j.at("max_steps");
+  o.batch = io::json_integer<int64_t>(j, "batch");
+  o.epochs = io::json_integer<int64_t>(j, "epochs");
+  o.max_steps = io::json_integer<int64_t>(j, "max_steps");
   o.lr = j.at("lr");
   o.dropout = j.at("dropout");
   o.teacher_forcing = j.at("teacher_forcing");
   o.clip = j.at("clip");
   o.label_smoothing = j.at("label_smoothing");
-  o.seed = j.at("seed");
-  o.min_freq = j.at("min_freq");
-  o.max_vocab = j.at("max_vocab");
-  o.max_len = j.at("max_len");
-  o.max_train = j.at("max_train");
-  o.patience = j.at("patience");
-  o.valid_max = j.at("valid_max");
+  o.seed = io::json_integer<uint64_t>(j, "seed");
+  o.min_freq = io::json_integer<int64_t>(j, "min_freq");
+  o.max_vocab = io::json_integer<int64_t>(j, "max_vocab");
+  o.max_len = io::json_integer<int64_t>(j, "max_len");
+  o.max_train = io::json_integer<int64_t>(j, "max_train");
+  o.patience = io::json_integer<int64_t>(j, "patience");
+  o.valid_max = io::json_integer<int64_t>(j, "valid_max");
   o.skip_bad_lines = j.at("skip_bad_lines");
   return o;  // (a missing or mistyped key: nlohmann::json::exception, wrapped by the caller)
 }
@@ -185,6 +187,15 @@ void check_options(const TrainOptions& o) {
   ATTN_CHECK(o.max_steps >= 0 && o.max_vocab >= 0 && o.max_train >= 0 && o.valid_max >= 0, ValueError,
              "train: --max-steps ({}), --max-vocab ({}), --max-train ({}) and --valid-max ({}) must be >= 0 (0: no limit)",
              o.max_steps, o.max_vocab, o.max_train, o.valid_max);
+  // Counts past int32 are never meant and overflowed later arithmetic (a --batch of 2^63-1 made
+  // the batcher's chunk negative: a crash; 2^62 made it 0: an endless loop).
+  constexpr int64_t kMaxOption = std::numeric_limits<int32_t>::max();
+  for (const auto& [flag, value] : {std::pair<const char*, int64_t>{"--hidden", o.hidden}, {"--layers", o.layers},
+                                    {"--batch", o.batch}, {"--max-len", o.max_len}, {"--epochs", o.epochs},
+                                    {"--patience", o.patience}, {"--min-freq", o.min_freq}, {"--max-vocab", o.max_vocab},
+                                    {"--max-steps", o.max_steps}, {"--max-train", o.max_train},
+                                    {"--valid-max", o.valid_max}, {"--log-every", o.log_every}})
+    ATTN_CHECK(value <= kMaxOption, ValueError, "train: {} must be at most {}, got {}", flag, kMaxOption, value);
   ATTN_CHECK(std::isfinite(o.lr) && o.lr > 0, ValueError, "train: --lr must be positive, got {}", o.lr);
   ATTN_CHECK(std::isfinite(o.clip) && o.clip >= 0, ValueError, "train: --clip must be >= 0 (0: off), got {}", o.clip);
   ATTN_CHECK(std::isfinite(o.time_limit) && o.time_limit >= 0, ValueError,
@@ -234,27 +245,32 @@ ResumeState read_resume_state(const nlohmann::json& j, const std::string& path) 
   ResumeState r;
   try {
     r.options = TrainOptions::from_json(j.at("options"));
-    r.epoch = j.at("epoch").get<int64_t>();
-    r.batch_in_epoch = j.at("batch_in_epoch").get<int64_t>();
-    r.step = j.at("step").get<int64_t>();
+    r.epoch = io::json_integer<int64_t>(j, "epoch");
+    r.batch_in_epoch = io::json_integer<int64_t>(j, "batch_in_epoch");
+    r.step = io::json_integer<int64_t>(j, "step");
     r.best_bleu = j.at("best_bleu").get<double>();
-    r.bad_epochs = j.at("bad_epochs").get<int64_t>();
-    r.model_seed = j.at("model_rng").at("seed").get<uint64_t>();
-    r.model_offset = j.at("model_rng").at("offset").get<uint64_t>();
-    r.tf_seed = j.at("tf_rng").at("seed").get<uint64_t>();
-    r.tf_offset = j.at("tf_rng").at("offset").get<uint64_t>();
+    r.bad_epochs = io::json_integer<int64_t>(j, "bad_epochs");
+    r.model_seed = io::json_integer<uint64_t>(j.at("model_rng"), "seed");
+    r.model_offset = io::json_integer<uint64_t>(j.at("model_rng"), "offset");
+    r.tf_seed = io::json_integer<uint64_t>(j.at("tf_rng"), "seed");
+    r.tf_offset = io::json_integer<uint64_t>(j.at("tf_rng"), "offset");
     if (j.contains("data")) {
       r.data = j.at("data");
-      (void)r.data->at("examples").get<int64_t>();
-      (void)r.data->at("batches").get<int64_t>();
+      (void)io::json_integer<int64_t>(*r.data, "examples");
+      (void)io::json_integer<int64_t>(*r.data, "batches");
       (void)r.data->at("hash").get<std::string>();
     }
-    if (j.contains("threads")) r.threads = j.at("threads").get<int64_t>();
+    if (j.contains("threads")) r.threads = io::json_integer<int64_t>(j, "threads");
   } catch (const nlohmann::json::exception& e) {
     throw IOError(fmt::format("{}: a missing or mistyped entry: {}", path, e.what()));
+  } catch (const ValueError& e) {
+    throw IOError(fmt::format("{}: a mistyped entry: {}", path, e.what()));
   }
-  ATTN_CHECK(r.epoch >= 0 && r.batch_in_epoch >= 0 && r.step >= 0 && r.bad_epochs >= 0, IOError,
-             "{}: negative epoch ({}), batch_in_epoch ({}), step ({}) or bad_epochs ({})", path, r.epoch,
+  // counters the run goes on incrementing: far below int64's end
+  constexpr int64_t kMaxCount = int64_t{1} << 62;
+  auto in_range = [&](int64_t v) { return v >= 0 && v < kMaxCount; };
+  ATTN_CHECK(in_range(r.epoch) && in_range(r.batch_in_epoch) && in_range(r.step) && in_range(r.bad_epochs), IOError,
+             "{}: epoch ({}), batch_in_epoch ({}), step ({}) and bad_epochs ({}) must be in [0, 2^62)", path, r.epoch,
              r.batch_in_epoch, r.step, r.bad_epochs);
   return r;
 }
