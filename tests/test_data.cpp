@@ -193,6 +193,8 @@ TEST(TsvLoad, MalformedLinesNameFileLineAndProblem) {
       {"Cut\tab\xE2\x82", "truncated sequence"},
       {"Stray\t\x80", "unexpected continuation byte"},
       {"Old\rMac\tx", "carriage return inside the line"},
+      {std::string("Nul\0byte\tx", 10), "NUL byte at byte 4"},
+      {std::string("H\0i\0\t\0H\0a\0l\0l\0o\0", 16), "UTF-16"},
       {"", "empty line"},
   };
   for (const Case& c : cases) {

@@ -14,7 +14,7 @@ namespace attn::data {
 namespace {
 
 // Splits the file into lines (without their LF / CRLF), after a BOM. `problems[i]` is non-empty
-// when line i cannot be used at all (stray CR, invalid UTF-8).
+// when line i cannot be used at all (stray CR, a NUL byte, invalid UTF-8).
 struct Lines {
   std::vector<std::string_view> text;
   std::vector<std::string> problems;
@@ -33,6 +33,9 @@ Lines split_lines(std::string_view bytes) {
     if (const size_t cr = line.find('\r'); cr != std::string_view::npos) {
       problem = fmt::format("carriage return inside the line at byte {} (only LF or CRLF line endings are accepted)",
                             cr + 1);
+    } else if (const size_t nul = line.find('\0'); nul != std::string_view::npos) {
+      // valid UTF-8, but never text: a binary file, or UTF-16 (every other byte of ASCII is 0)
+      problem = fmt::format("NUL byte at byte {} (a binary or UTF-16 file? save the text as UTF-8)", nul + 1);
     } else if (auto bad = check_utf8(line)) {
       problem = fmt::format("invalid UTF-8 at byte {}: {}", bad->offset + 1, bad->what);
     }
