@@ -251,6 +251,9 @@ TEST(Safetensors, MalformedFilesSayWhatIsWrong) {
   expect_bad(craft(R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},
                        "a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}})", std::string(8, '\0')),
              {"key 'a' twice"});
+  // inside a tensor's entry too, after a nested object that closed
+  expect_bad(craft(R"({"m": {"x": {}}, "a": {"dtype": "F32", "shape": [1], "dtype": "F64", "data_offsets": [0, 4]}})", std::string(4, '\0')),
+             {"key 'dtype' twice"});
   expect_bad(craft(R"({"__metadata__": {"k": 1}})", ""), {"metadata 'k' is not a string"});
   expect_bad(craft(R"({"__metadata__": [1]})", ""), {"'__metadata__' is not an object"});
   expect_bad(craft(R"({"a": {"dtype": "F32", "shape": [4294967296, 4294967296], "data_offsets": [0, 4]}})", d12),
