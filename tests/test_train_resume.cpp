@@ -478,6 +478,17 @@ TEST(Checkpoint, SaveToAPathWithATrailingSlash) {
 
 // ---------------------------------------------------------------- options checked before training
 
+// A run whose loss stops being finite stops before the update that would make every weight NaN,
+// saying where and keeping what it wrote (it went on training and saving NaN weights).
+TEST(TrainRun, DivergenceStopsBeforeTheUpdateThatWouldPoisonTheWeights) {
+  TempDir dir;
+  train::TrainOptions o = tiny_run(dir, "diverge");
+  o.lr = 1e30;  // Adam moves every weight by about lr at the first step: the next loss is not finite
+  o.clip = 0.0;
+  o.epochs = 3;
+  expect_throw_with<ValueError>([&] { train::train(o); }, {"training diverged at step", "epoch 1", "the loss is nan", "weights were not updated", "--lr"});
+}
+
 TEST(TrainOptions, ValuesTheModelCannotLoadAreRefusedBeforeTraining) {
   TempDir dir;
   auto refused = [&](auto set, std::initializer_list<std::string> mention) {

@@ -3,6 +3,8 @@
 // errors, and the command line trains, translates and evaluates on a small file.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -13,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/io/atomic_file.h"
+#include "core/io/safetensors.h"
 #include "kernels/backend.h"
 #include "models/data/tokenizer.h"
 #include "models/seq2seq/checkpoint.h"
@@ -254,6 +257,17 @@ TEST(Translator, BadCheckpointsAreClearErrors) {
   for (size_t cut : {size_t{4}, size_t{100}, weights.size() / 2, weights.size() - 1}) {
     io::write_file_atomic(ck + "/model.safetensors", weights.substr(0, cut));
     expect_io(fmt::format("truncated at {}", cut), {"model.safetensors"});
+  }
+  io::write_file_atomic(ck + "/model.safetensors", weights);
+  EXPECT_NO_THROW(models::load_checkpoint(ck));
+  // NaN or inf weights translated to empty lines and evaluated to a NaN loss without a word
+  for (double bad : {std::nan(""), -std::numeric_limits<double>::infinity()}) {
+    io::SafetensorsFile f = io::load_safetensors(ck + "/model.safetensors");
+    Tensor& w = f.tensors[f.tensors.size() / 2].second;
+    const std::string name = f.tensors[f.tensors.size() / 2].first;
+    w.reshape(Shape{-1}).select(0, w.numel() - 1).fill_(bad);
+    io::save_safetensors(ck + "/model.safetensors", f.tensors, f.metadata);
+    expect_io(fmt::format("weight {}", bad), {"model.safetensors", name.c_str(), "NaN or infinite", "element"});
   }
   io::write_file_atomic(ck + "/model.safetensors", weights);
   EXPECT_NO_THROW(models::load_checkpoint(ck));

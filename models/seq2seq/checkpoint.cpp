@@ -5,8 +5,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
-
 #include <filesystem>
 #include <map>
 
@@ -152,6 +152,26 @@ void copy_model_dir(const std::string& from, const std::string& to) {
   install_dir(tmp, target, to);
 }
 
+namespace {
+
+// The first element of a float tensor loaded from a file (CPU) that is NaN or infinite, or -1.
+int64_t first_non_finite(const Tensor& loaded) {
+  const Tensor t = loaded.contiguous();
+  const int64_t n = t.numel();
+  if (t.dtype() == DType::Float32) {
+    const float* p = t.data<float>();
+    for (int64_t i = 0; i < n; ++i)
+      if (!std::isfinite(p[i])) return i;
+  } else if (t.dtype() == DType::Float64) {
+    const double* p = t.data<double>();
+    for (int64_t i = 0; i < n; ++i)
+      if (!std::isfinite(p[i])) return i;
+  }
+  return -1;
+}
+
+}  // namespace
+
 LoadedModel load_checkpoint(const std::string& dir, Device device, bool training_state) {
   const fs::path root(dir);
   if (!fs::is_directory(root)) {
@@ -197,6 +217,11 @@ LoadedModel load_checkpoint(const std::string& dir, Device device, bool training
       ATTN_CHECK(it->second.shape() == p.shape() && it->second.dtype() == p.dtype(), IOError,
                  "{}: tensor '{}' is {} {} but config.json implies {} {}", weights_path, name, it->second.dtype(),
                  it->second.shape(), p.dtype(), p.shape());
+      // NaN or inf weights (a run that diverged, a damaged file) translate to empty lines and
+      // evaluate to a NaN loss without a word: refused, naming the tensor
+      const int64_t bad = first_non_finite(it->second);
+      ATTN_CHECK(bad < 0, IOError, "{}: tensor '{}' holds NaN or infinite values (element {} is {})", weights_path, name,
+                 bad, bad < 0 ? 0.0 : it->second.contiguous().reshape(Shape{-1}).select(0, bad).item<double>());
       Tensor slot = p;
       slot.copy_(it->second);
       stored.erase(it);

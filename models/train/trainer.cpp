@@ -510,11 +510,21 @@ static TrainResult run_training(TrainOptions& opt, std::optional<models::LoadedM
         PROFILE_STAGE("backward");
         mean_loss.backward();
       }
+      const double loss_value = mean_loss.item<double>();
       {
         PROFILE_STAGE("optimizer");
-        adam.step(opt.clip > 0 ? optim::clip_coefficient(model->parameters(), opt.clip) : 1.0);
+        const double clip = opt.clip > 0 ? optim::clip_coefficient(model->parameters(), opt.clip) : 1.0;
+        // A loss or gradient that is not finite would make every weight NaN at this update, and
+        // the run would go on saving them (PyTorch trains on silently; Marian stops): stop before
+        // it, the weights untouched, the checkpoints written so far kept.
+        ATTN_CHECK(std::isfinite(loss_value) && std::isfinite(clip), ValueError,
+                   "train: training diverged at step {} (epoch {}, batch {} of {}): the {} is {}; the weights were not "
+                   "updated and the checkpoints written so far are kept ({}); a lower --lr or a --clip may help",
+                   step + 1, epoch + 1, batch_in_epoch + 1, batches_per_epoch,
+                   std::isfinite(loss_value) ? "gradient norm" : "loss", std::isfinite(loss_value) ? clip : loss_value,
+                   opt.out_dir);
+        adam.step(clip);
       }
-      const double loss_value = mean_loss.item<double>();
       const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       ++step;
       train_time += dt;
