@@ -265,6 +265,13 @@ TEST(CpuAllocator, SizesThatWouldWrapInTheRoundingAreOutOfMemory) {
   EXPECT_THROW(device.allocate(SIZE_MAX - 127), OutOfMemoryError);
   // strides whose byte count wraps: a small storage under elements far beyond it, before
   EXPECT_THROW(empty_strided({2, 2}, {int64_t{1} << 62, 1}), OutOfMemoryError);
+  // a shape whose bytes do not fit in 64 bits (an LSTM weight of hidden 2^62 segfaulted once)
+  try {
+    (void)empty({int64_t{1} << 62, 4});
+    ADD_FAILURE() << "expected OutOfMemoryError";
+  } catch (const OutOfMemoryError& e) {
+    EXPECT_NE(std::string(e.what()).find("more bytes than fit in 64 bits"), std::string::npos) << e.what();
+  }
   // and a view past the end through an overflowing bound check
   EXPECT_THROW(zeros({4}).narrow(0, 1, INT64_MAX), IndexError);
   EXPECT_THROW(zeros({4}).narrow(0, 5, 0), IndexError);

@@ -536,7 +536,7 @@ TEST(Cli, TrainChecksTheDeviceAndVocabularyLimitAndRefusesHugeShapesCleanly) {
     EXPECT_FALSE(fs::exists(dir / "gpu")) << "a refused --device left its output directory";
   }
   refused("--out " + (dir / "v") + " --max-vocab 3", "--max-vocab");
-  refused("--out " + (dir / "h") + " --max-steps 1 --hidden 4611686018427387904", "more bytes than fit");  // was a segfault
+  refused("--out " + (dir / "h") + " --max-steps 1 --hidden 4611686018427387904", "--hidden must be at most");  // was a segfault, then an error from empty()
   refused("--out " + (dir / "l") + " --log-every 0", "--log-every");
   refused("--out " + (dir / "s") + " --seed -1", "--seed");  // a uint64: it wrapped to 2^64 - 1
   {
