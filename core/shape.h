@@ -22,7 +22,7 @@ inline int64_t numel_of(const Shape& s) {
 
 // Row-major strides; a zero dim counts as one, as in PyTorch. Past INT64_MAX (only a tensor
 // with no elements gets that far: empty() refuses larger ones) a stride saturates instead of
-// overflowing, e.g. the first of (2^32, 0, 2^32); no element is ever addressed through it.
+// overflowing, e.g. the first of (0, 2^32, 2^32); no element is ever addressed through it.
 inline Strides contiguous_strides(const Shape& s) {
   Strides st(s.size());
   int64_t acc = 1;

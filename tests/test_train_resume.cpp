@@ -482,11 +482,20 @@ TEST(Checkpoint, SaveToAPathWithATrailingSlash) {
 // saying where and keeping what it wrote (it went on training and saving NaN weights).
 TEST(TrainRun, DivergenceStopsBeforeTheUpdateThatWouldPoisonTheWeights) {
   TempDir dir;
-  train::TrainOptions o = tiny_run(dir, "diverge");
-  o.lr = 1e30;  // Adam moves every weight by about lr at the first step: the next loss is not finite
-  o.clip = 0.0;
-  o.epochs = 3;
-  expect_throw_with<ValueError>([&] { train::train(o); }, {"training diverged at step", "epoch 1", "the loss is nan", "weights were not updated", "--lr"});
+  for (double clip : {0.0, 1.0}) {
+    train::TrainOptions o = tiny_run(dir, fmt::format("diverge{}", clip));
+    o.lr = 1e30;  // Adam moves every weight by about lr: finite after step 1, the next loss is not
+    o.clip = clip;
+    o.batch = 64;  // one batch an epoch: step 1's epoch ends with a checkpoint
+    o.epochs = 3;
+    expect_throw_with<ValueError>([&] { train::train(o); },
+                                  {"training diverged at step 2", "epoch 2", "the loss is nan", "weights were not updated", "--lr"});
+    // the checkpoint of epoch 1 is the last one written (the old code trained on and saved NaN
+    // weights, which loading refuses)
+    const std::string ck = o.out_dir + "/checkpoint";
+    ASSERT_NO_THROW(models::load_checkpoint(ck)) << clip;
+    EXPECT_EQ(nlohmann::json::parse(io::read_file(ck + "/trainer.json")).at("step").get<int64_t>(), 1) << clip;
+  }
 }
 
 TEST(TrainOptions, ValuesTheModelCannotLoadAreRefusedBeforeTraining) {

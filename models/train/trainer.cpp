@@ -513,15 +513,18 @@ static TrainResult run_training(TrainOptions& opt, std::optional<models::LoadedM
       const double loss_value = mean_loss.item<double>();
       {
         PROFILE_STAGE("optimizer");
-        const double clip = opt.clip > 0 ? optim::clip_coefficient(model->parameters(), opt.clip) : 1.0;
+        double grad_norm = 0.0;
+        const double clip = opt.clip > 0 ? optim::clip_coefficient(model->parameters(), opt.clip, &grad_norm) : 1.0;
         // A loss or gradient that is not finite would make every weight NaN at this update, and
         // the run would go on saving them (PyTorch trains on silently; Marian stops): stop before
-        // it, the weights untouched, the checkpoints written so far kept.
-        ATTN_CHECK(std::isfinite(loss_value) && std::isfinite(clip), ValueError,
+        // it, the weights untouched, the checkpoints written so far kept. The gradient norm is
+        // known only with --clip (an infinite norm gives a clip factor of 0, and inf * 0 is NaN);
+        // with --clip 0 the loss alone is checked.
+        ATTN_CHECK(std::isfinite(loss_value) && std::isfinite(grad_norm), ValueError,
                    "train: training diverged at step {} (epoch {}, batch {} of {}): the {} is {}; the weights were not "
                    "updated and the checkpoints written so far are kept ({}); a lower --lr or a --clip may help",
                    step + 1, epoch + 1, batch_in_epoch + 1, batches_per_epoch,
-                   std::isfinite(loss_value) ? "gradient norm" : "loss", std::isfinite(loss_value) ? clip : loss_value,
+                   std::isfinite(loss_value) ? "gradient norm" : "loss", std::isfinite(loss_value) ? grad_norm : loss_value,
                    opt.out_dir);
         adam.step(clip);
       }
