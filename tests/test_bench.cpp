@@ -275,5 +275,18 @@ TEST(Cli, BenchKernelsTakesUnpaddedShapesAndRefusesABadPaddingFlag) {
   EXPECT_NE(nan_time.find("--min-time"), std::string::npos) << nan_time;
 }
 
+// At H = 1 float32 itself is 1e-4 from float64 on the attention's gradients (cancellations):
+// the check's tolerance follows the composed op's own float32 error there, and every variant is
+// timed (a fixed 1e-4 refused the composed op: "CHECK FAILED (relative error 0.000101)").
+TEST(BenchCli, IllConditionedTinyShapesAreCheckedToWhatFloat32CanDo) {
+  int status = 0;
+  const std::string out = run_capture(attn_command() + " bench kernels --device cpu --shape B=1,S=2,H=1 --kernel attention_additive "
+                                                       "--json --min-time 0.01 --reps 3 --warmup 1 2>&1",
+                                      &status);
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_EQ(out.find("CHECK FAILED"), std::string::npos) << out;
+  EXPECT_NE(out.find("ill-conditioned"), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace attn::test

@@ -308,10 +308,21 @@ void run_kernels(Report& rep, const KernelOptions& opt) {
       for (const Tensor& t : cpu_in) input_bytes += static_cast<double>(t.numel() * dtype_size(t.dtype()));
       const bool check_twin = input_bytes <= 256.0 * (1 << 20);
       double twin_err = -1;  // -1: not checked
+      // What float32 can do on these inputs: 1e-4, or 4x the composed op's own float32 error
+      // against float64 where that is larger (at H = 1 the gradients of q and v are
+      // cancellations that float32 gets 1.2e-4 wrong whichever way it computes them: the twin
+      // and the composed op alike failed a fixed 1e-4). Variants are compared with the twin, so
+      // with twice that (each may be off by the tolerance in its own direction).
+      double tolerance = 1e-4;
       if (check_twin) {
         std::vector<Tensor> R64;
         for (const Tensor& r : R) R64.push_back(r.to(DType::Float64));
         const std::vector<Tensor> oracle = outputs_and_grads(composed_fn, as_double(cpu_in), R64);
+        tolerance = std::max(tolerance, 4.0 * check_variant(composed_fn, cpu_in, R, oracle));
+        if (tolerance > 1e-4)
+          rep.notes.push_back(fmt::format("{} {}: float32 is ill-conditioned here (the composed op is {:.2g} from float64): "
+                                          "checked to {:.2g}, variants against the twin to {:.2g}",
+                                          k.name, shape.name, tolerance / 4.0, tolerance, 2.0 * tolerance));
         twin_err = check_variant(fused, cpu_in, R, oracle);
       } else if (dev.is_cpu()) {
         twin_err = check_variant(fused, cpu_in, R, outputs_and_grads(composed_fn, cpu_in, R));
@@ -324,7 +335,7 @@ void run_kernels(Report& rep, const KernelOptions& opt) {
                                         k.name, shape.name, input_bytes * 1e-6));
       }
       const std::vector<Tensor> twin = outputs_and_grads(fused, cpu_in, R);
-      if (twin_err != -1 && !(twin_err <= 1e-4)) {
+      if (twin_err != -1 && !(twin_err <= tolerance)) {
         rep.notes.push_back(fmt::format("{} {}: CHECK FAILED: the fused op on the CPU (the twin) differs from the composed op "
                                         "in {} by {:.3g} (relative); nothing timed",
                                         k.name, shape.name, check_twin ? "float64" : "float32", twin_err));
@@ -355,7 +366,8 @@ void run_kernels(Report& rep, const KernelOptions& opt) {
         for (auto& [vname, fn] : variants) {
           const bool on_cpu = vname == "cpu_twin";
           const double worst = check[vname];
-          if (worst != -1 && !(worst <= 1e-4)) {
+          const bool is_twin = vname == "cpu_twin" || (dev.is_cpu() && vname == "fused");
+          if (worst != -1 && !(worst <= (is_twin ? tolerance : 2.0 * tolerance))) {
             rep.notes.push_back(fmt::format("{} {} {}: CHECK FAILED (relative error {:.3g}); not timed", k.name, pass, vname, worst));
             rep.check_failed = true;
             continue;
