@@ -179,8 +179,7 @@ SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& w
   }
   DuplicateKeyFinder keys;
   json::sax_parse(header_text, &keys);
-  const std::string& duplicate = keys.duplicate;
-  if (!duplicate.empty()) throw fail(fmt::format("the header has the key '{}' twice", duplicate));
+  if (!keys.duplicate.empty()) throw fail(fmt::format("the header has the key '{}' twice", keys.duplicate));
   if (!header.is_object()) throw fail("the header is not a JSON object");
 
   SafetensorsFile file;

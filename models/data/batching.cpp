@@ -117,8 +117,10 @@ std::vector<std::vector<int64_t>> Batcher::epoch_plan(int64_t epoch) const {
   for (int64_t c0 = 0; c0 < n; c0 += chunk) {
     const int64_t c1 = c0 + std::min(n - c0, chunk);
     if (opt_.bucketing) std::stable_sort(order.begin() + c0, order.begin() + c1, by_length);
-    for (int64_t b0 = c0; b0 < c1; b0 += std::min(c1 - b0, bs))
-      batches.emplace_back(order.begin() + b0, order.begin() + b0 + std::min(c1 - b0, bs));
+    for (int64_t b0 = c0, size = 0; b0 < c1; b0 += size) {
+      size = std::min(c1 - b0, bs);  // b0 + bs could overflow
+      batches.emplace_back(order.begin() + b0, order.begin() + b0 + size);
+    }
   }
   if (opt_.shuffle && opt_.bucketing) rng.shuffle(batches);
   return batches;

@@ -156,18 +156,15 @@ namespace {
 
 // The first element of a float tensor loaded from a file (CPU) that is NaN or infinite, or -1.
 int64_t first_non_finite(const Tensor& loaded) {
+  if (loaded.dtype() != DType::Float32 && loaded.dtype() != DType::Float64) return -1;
   const Tensor t = loaded.contiguous();
-  const int64_t n = t.numel();
-  if (t.dtype() == DType::Float32) {
-    const float* p = t.data<float>();
-    for (int64_t i = 0; i < n; ++i)
+  return dispatch_float(t.dtype(), "load_checkpoint", [&](auto tag) -> int64_t {
+    using T = decltype(tag);
+    const T* p = t.data<T>();
+    for (int64_t i = 0; i < t.numel(); ++i)
       if (!std::isfinite(p[i])) return i;
-  } else if (t.dtype() == DType::Float64) {
-    const double* p = t.data<double>();
-    for (int64_t i = 0; i < n; ++i)
-      if (!std::isfinite(p[i])) return i;
-  }
-  return -1;
+    return -1;
+  });
 }
 
 }  // namespace
